@@ -1,0 +1,95 @@
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { agents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
+import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
+
+/**
+ * Low-level conversation state changes, always inside the caller's transaction. Each one is a
+ * compare-and-set on the conversation's current state (and offer sequence where it matters):
+ * when the row is no longer in the expected state the change does nothing and returns false.
+ */
+
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export interface HistoryEntry {
+  conversationId: string;
+  from: ConversationState | null;
+  to: ConversationState;
+  agentId: string | null;
+  reason: string;
+  at: number;
+}
+
+export function recordHistory(tx: Tx, e: HistoryEntry): void {
+  tx.insert(conversationHistory)
+    .values({ conversationId: e.conversationId, fromState: e.from, toState: e.to, agentId: e.agentId, reason: e.reason, at: e.at })
+    .run();
+}
+
+export function adjustAgentLoad(tx: Tx, agentId: string, delta: number, now: number): void {
+  tx.update(agents)
+    .set({ load: sql`max(0, ${agents.load} + ${delta})`, updatedAt: now })
+    .where(eq(agents.id, agentId))
+    .run();
+}
+
+export function agentEvent(agentId: string, event: string, data: Record<string, unknown>): OutboxItem {
+  return { kind: 'event', payload: { agentId, event, data } };
+}
+
+interface HeldConversation {
+  id: string;
+  channelId: string;
+  state: ConversationState;
+  agentId: string | null;
+  utilization: number | null;
+  offerSeq: number;
+}
+
+/**
+ * Puts an offered conversation back at the front of its channel's queue (reject, timeout, or the
+ * agent leaving `online`), releasing the agent's load. CAS on state = offered and the offer seq.
+ */
+export function returnToFront(tx: Tx, conv: HeldConversation, reason: string, now: number): boolean {
+  const res = tx
+    .update(conversations)
+    .set({
+      state: 'queued',
+      queueRank: 0,
+      agentId: null,
+      utilization: null,
+      offerExpiresAt: null,
+      updatedAt: now,
+    })
+    .where(and(eq(conversations.id, conv.id), eq(conversations.state, 'offered'), eq(conversations.offerSeq, conv.offerSeq)))
+    .run();
+  if (res.changes !== 1) return false;
+  if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
+  recordHistory(tx, { conversationId: conv.id, from: 'offered', to: 'queued', agentId: conv.agentId, reason, at: now });
+  addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: conv.channelId } }]);
+  return true;
+}
+
+/**
+ * Ends the agent's hold on an active/wrapup conversation (closing it), releasing load and
+ * triggering dispatch, since capacity was freed.
+ */
+export function closeHeld(
+  tx: Tx,
+  conv: HeldConversation,
+  from: 'active' | 'wrapup',
+  reason: string,
+  completionCodeId: string | null,
+  now: number,
+): boolean {
+  const res = tx
+    .update(conversations)
+    .set({ state: 'closed', completionCodeId, wrapupExpiresAt: null, closedAt: now, updatedAt: now })
+    .where(and(eq(conversations.id, conv.id), eq(conversations.state, from)))
+    .run();
+  if (res.changes !== 1) return false;
+  if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
+  recordHistory(tx, { conversationId: conv.id, from, to: 'closed', agentId: conv.agentId, reason, at: now });
+  addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: conv.channelId } }]);
+  return true;
+}

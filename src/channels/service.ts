@@ -1,0 +1,332 @@
+import { and, asc, eq, isNull, ne } from 'drizzle-orm';
+import {
+  agents,
+  channelAgents,
+  channelCompletionCodes,
+  channels,
+  chatbots,
+  completionCodes,
+} from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { bytesToBase64, randomToken } from '../lib/crypto.js';
+import { newId } from '../lib/ids.js';
+import type { MessengerConfig, ProviderName } from '../providers/types.js';
+import { addToOutbox } from '../queue/outbox.js';
+import type { ServiceContext } from '../services.js';
+import {
+  mergeSettings,
+  validateSettings,
+  type ChannelSettings,
+  type SettingsRefs,
+} from './settings.js';
+
+type ChannelRow = typeof channels.$inferSelect;
+
+/** A channel as the rest of the gateway uses it: settings (with secrets) plus identity. */
+export interface Channel extends ChannelSettings {
+  id: string;
+  webhookKey: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What the API returns: every setting, never a secret. */
+export interface ChannelView {
+  id: string;
+  name: string;
+  conversationType: ChannelSettings['conversationType'];
+  chatbotId: string | null;
+  webhookUrl: string;
+  messenger: Record<string, unknown> & { provider: ProviderName };
+  writeFirst: ChannelSettings['writeFirst'];
+  handling: ChannelSettings['handling'];
+  agentIds: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Non-secret messenger fields, per provider. */
+export function publicMessenger(m: MessengerConfig): ChannelView['messenger'] {
+  switch (m.provider) {
+    case 'whatsapp_business':
+      return { provider: m.provider, phoneNumberId: m.phoneNumberId };
+    case 'telegram':
+      return { provider: m.provider };
+    case 'whatsapp':
+      return { provider: m.provider, baseUrl: m.baseUrl, session: m.session };
+    case 'api':
+      return { provider: m.provider, callbackUrl: m.callbackUrl };
+  }
+}
+
+export function generateWebhookSecret(): string {
+  return `whsec_${bytesToBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
+export function createChannelService(ctx: ServiceContext) {
+  const { db, clock, config } = ctx;
+
+  const refs: SettingsRefs = {
+    chatbotExists: (id) => db.select({ id: chatbots.id }).from(chatbots).where(eq(chatbots.id, id)).get() !== undefined,
+    agentExists: (id) => db.select({ id: agents.id }).from(agents).where(eq(agents.id, id)).get() !== undefined,
+    completionCodeExists: (id) =>
+      db.select({ id: completionCodes.id }).from(completionCodes).where(eq(completionCodes.id, id)).get() !== undefined,
+    channelProvider: (id) =>
+      db
+        .select({ provider: channels.provider })
+        .from(channels)
+        .where(and(eq(channels.id, id), isNull(channels.deletedAt)))
+        .get()?.provider ?? null,
+  };
+
+  function hydrate(row: ChannelRow): Channel {
+    const agentIds = db
+      .select({ id: channelAgents.agentId })
+      .from(channelAgents)
+      .where(eq(channelAgents.channelId, row.id))
+      .orderBy(asc(channelAgents.agentId))
+      .all()
+      .map((r) => r.id);
+    const completionCodeIds = db
+      .select({ id: channelCompletionCodes.completionCodeId })
+      .from(channelCompletionCodes)
+      .where(eq(channelCompletionCodes.channelId, row.id))
+      .orderBy(asc(channelCompletionCodes.completionCodeId))
+      .all()
+      .map((r) => r.id);
+    return {
+      id: row.id,
+      webhookKey: row.webhookKey,
+      name: row.name,
+      conversationType: row.conversationType,
+      chatbotId: row.chatbotId,
+      messenger: row.messenger as unknown as MessengerConfig,
+      writeFirst: { enabled: row.writeFirstEnabled, channelId: row.writeFirstChannelId },
+      handling: {
+        utilization: row.utilization,
+        autoAssignLimit: row.autoAssignLimit,
+        autoAnswer: row.autoAnswer,
+        notificationTimeoutSec: row.notificationTimeoutSec,
+        completionCodeIds,
+        completionCodeTimeoutSec: row.completionCodeTimeoutSec,
+      },
+      agentIds,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    };
+  }
+
+  function view(ch: Channel): ChannelView {
+    return {
+      id: ch.id,
+      name: ch.name,
+      conversationType: ch.conversationType,
+      chatbotId: ch.chatbotId,
+      webhookUrl: `${config.publicBaseUrl}/webhooks/${ch.webhookKey}`,
+      messenger: publicMessenger(ch.messenger),
+      writeFirst: ch.writeFirst,
+      handling: ch.handling,
+      agentIds: ch.agentIds,
+      createdAt: ch.createdAt,
+      updatedAt: ch.updatedAt,
+    };
+  }
+
+  function liveRow(id: string): ChannelRow {
+    const row = db
+      .select()
+      .from(channels)
+      .where(and(eq(channels.id, id), isNull(channels.deletedAt)))
+      .get();
+    if (!row) throw AppError.notFound(`Channel ${id}`);
+    return row;
+  }
+
+  function assertPhoneNumberFree(s: ChannelSettings, selfId: string | null): void {
+    if (s.messenger.provider !== 'whatsapp_business') return;
+    const other = db
+      .select({ id: channels.id })
+      .from(channels)
+      .where(
+        and(
+          eq(channels.phoneNumberId, s.messenger.phoneNumberId),
+          isNull(channels.deletedAt),
+          selfId ? ne(channels.id, selfId) : undefined,
+        ),
+      )
+      .get();
+    if (other) {
+      throw new AppError('conflict', `Phone number ${s.messenger.phoneNumberId} already belongs to channel ${other.id}`, [
+        { field: 'messenger.phoneNumberId', message: `already used by channel ${other.id}` },
+      ]);
+    }
+  }
+
+  /** Fills secrets the gateway generates; returns the ones to show once. */
+  function fillGeneratedSecrets(raw: Record<string, unknown>): Record<string, string> {
+    const m = raw.messenger;
+    if (typeof m !== 'object' || m === null) return {};
+    const messenger = m as Record<string, unknown>;
+    if (messenger.provider === 'telegram' && (messenger.secretToken === undefined || messenger.secretToken === null)) {
+      messenger.secretToken = randomToken(32);
+      return { secretToken: messenger.secretToken as string };
+    }
+    if (messenger.provider === 'api') {
+      if ('secret' in messenger && messenger.secret !== undefined) {
+        throw AppError.validation('messenger.secret', 'is generated by the gateway; do not send it');
+      }
+      messenger.secret = generateWebhookSecret();
+      return { secret: messenger.secret as string };
+    }
+    return {};
+  }
+
+  function writeSettings(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], id: string, s: ChannelSettings, now: number): void {
+    tx.delete(channelAgents).where(eq(channelAgents.channelId, id)).run();
+    if (s.agentIds.length > 0) {
+      tx.insert(channelAgents).values(s.agentIds.map((agentId) => ({ channelId: id, agentId }))).run();
+    }
+    tx.delete(channelCompletionCodes).where(eq(channelCompletionCodes.channelId, id)).run();
+    if (s.handling.completionCodeIds.length > 0) {
+      tx.insert(channelCompletionCodes)
+        .values(s.handling.completionCodeIds.map((completionCodeId) => ({ channelId: id, completionCodeId })))
+        .run();
+    }
+    addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: id } }]);
+  }
+
+  function columns(s: ChannelSettings) {
+    return {
+      name: s.name,
+      conversationType: s.conversationType,
+      chatbotId: s.chatbotId,
+      provider: s.messenger.provider,
+      messenger: s.messenger as unknown as Record<string, unknown>,
+      phoneNumberId: s.messenger.provider === 'whatsapp_business' ? s.messenger.phoneNumberId : null,
+      writeFirstEnabled: s.writeFirst.enabled,
+      writeFirstChannelId: s.writeFirst.channelId,
+      utilization: s.handling.utilization,
+      autoAssignLimit: s.handling.autoAssignLimit,
+      autoAnswer: s.handling.autoAnswer,
+      notificationTimeoutSec: s.handling.notificationTimeoutSec,
+      completionCodeTimeoutSec: s.handling.completionCodeTimeoutSec,
+    };
+  }
+
+  return {
+    /** Creates a channel; generated secrets (api `secret`, Telegram `secretToken`) are returned this once. */
+    create(raw: Record<string, unknown>): ChannelView {
+      const input = structuredClone(raw);
+      const generated = fillGeneratedSecrets(input);
+      const id = newId('ch');
+      const settings = validateSettings(input, refs, id);
+      assertPhoneNumberFree(settings, null);
+      const now = clock.now();
+      db.transaction(
+        (tx) => {
+          tx.insert(channels)
+            .values({ id, webhookKey: randomToken(24), ...columns(settings), createdAt: now, updatedAt: now })
+            .run();
+          writeSettings(tx, id, settings, now);
+        },
+        { behavior: 'immediate' },
+      );
+      ctx.notifyOutbox();
+      const v = view(hydrate(liveRow(id)));
+      return { ...v, messenger: { ...v.messenger, ...generated } };
+    },
+
+    list(): ChannelView[] {
+      return db
+        .select()
+        .from(channels)
+        .where(isNull(channels.deletedAt))
+        .orderBy(asc(channels.createdAt), asc(channels.id))
+        .all()
+        .map((r) => view(hydrate(r)));
+    },
+
+    get(id: string): ChannelView {
+      return view(hydrate(liveRow(id)));
+    },
+
+    /** The channel with its secrets, for the gateway's own use. */
+    load(id: string): Channel {
+      return hydrate(liveRow(id));
+    },
+
+    findByWebhookKey(key: string): Channel | null {
+      const row = db
+        .select()
+        .from(channels)
+        .where(and(eq(channels.webhookKey, key), isNull(channels.deletedAt)))
+        .get();
+      return row ? hydrate(row) : null;
+    },
+
+    /** Live WABA channels by phone number id (Meta posts every number of an app to one URL). */
+    findByPhoneNumberId(phoneNumberId: string): Channel | null {
+      const row = db
+        .select()
+        .from(channels)
+        .where(and(eq(channels.phoneNumberId, phoneNumberId), isNull(channels.deletedAt)))
+        .get();
+      return row ? hydrate(row) : null;
+    },
+
+    patch(id: string, patch: Record<string, unknown>): ChannelView {
+      const stored = hydrate(liveRow(id));
+      const { id: _id, webhookKey: _k, createdAt: _c, updatedAt: _u, ...storedSettings } = stored;
+      const merged = mergeSettings(storedSettings, structuredClone(patch));
+      if (isRecord(patch.messenger) && patch.messenger.provider && patch.messenger.provider !== stored.messenger.provider) {
+        fillGeneratedSecrets(merged);
+      } else if (isRecord(patch.messenger) && 'secret' in patch.messenger) {
+        throw AppError.validation('messenger.secret', 'is generated by the gateway; do not send it');
+      }
+      const settings = validateSettings(merged, refs, id);
+      assertPhoneNumberFree(settings, id);
+      const now = clock.now();
+      db.transaction(
+        (tx) => {
+          tx.update(channels)
+            .set({ ...columns(settings), updatedAt: now })
+            .where(eq(channels.id, id))
+            .run();
+          writeSettings(tx, id, settings, now);
+        },
+        { behavior: 'immediate' },
+      );
+      ctx.notifyOutbox();
+      return view(hydrate(liveRow(id)));
+    },
+
+    /** Soft delete: history stays; the webhook URL stops answering. Refused while another channel writes first through it. */
+    remove(id: string): void {
+      liveRow(id);
+      const dependant = db
+        .select({ id: channels.id })
+        .from(channels)
+        .where(and(eq(channels.writeFirstChannelId, id), isNull(channels.deletedAt)))
+        .get();
+      if (dependant) {
+        throw new AppError('conflict', `Channel ${dependant.id} writes first through this channel; change it first`);
+      }
+      db.update(channels).set({ deletedAt: clock.now() }).where(eq(channels.id, id)).run();
+    },
+
+    rotateWebhookKey(id: string): ChannelView {
+      liveRow(id);
+      db.update(channels)
+        .set({ webhookKey: randomToken(24), updatedAt: clock.now() })
+        .where(eq(channels.id, id))
+        .run();
+      return view(hydrate(liveRow(id)));
+    },
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export type ChannelService = ReturnType<typeof createChannelService>;

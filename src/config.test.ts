@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration } from './config.js';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      dataDir: './data',
+      redisUrl: 'redis://127.0.0.1:6379',
+      adminToken: undefined,
+      publicBaseUrl: 'http://localhost:3000',
+      logLevel: 'info',
+      graphApiBaseUrl: 'https://graph.facebook.com/v21.0',
+      telegramApiBaseUrl: 'https://api.telegram.org',
+    });
+    expect(c.deliveryRetrySchedule).toEqual([5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000]);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('derives PUBLIC_BASE_URL from PORT and trims trailing slashes from URLs', () => {
+    expect(loadConfig({ PORT: '8080' }).publicBaseUrl).toBe('http://localhost:8080');
+    expect(loadConfig({ PUBLIC_BASE_URL: 'https://sb.example.com/' }).publicBaseUrl).toBe('https://sb.example.com');
+  });
+
+  it('names every bad key at once', () => {
+    try {
+      loadConfig({ PORT: 'abc', REDIS_URL: 'http://x', LOG_LEVEL: 'loud', DELIVERY_RETRY_SCHEDULE: '5s,later', ADMIN_TOKEN: 'short' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const keys = (err as ConfigError).problems.map((p) => p.split(':')[0]);
+      expect(keys.sort()).toEqual(['ADMIN_TOKEN', 'DELIVERY_RETRY_SCHEDULE', 'LOG_LEVEL', 'PORT', 'REDIS_URL']);
+    }
+  });
+
+  it.each([
+    ['5s', 5_000],
+    ['250ms', 250],
+    ['2m', 120_000],
+    ['6h', 21_600_000],
+    ['1d', 86_400_000],
+    ['5', null],
+    ['s', null],
+    ['-5s', null],
+  ])('parses duration %s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+});

@@ -1,0 +1,42 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import * as schema from './schema.js';
+
+export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
+
+export const DB_FILE_NAME = 'switchboard.sqlite';
+
+/** Finds `migrations/` from this file upwards, so it works from `src/` (tsx) and `dist/src/` (built). */
+export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.meta.url))): string {
+  let dir = start;
+  for (;;) {
+    const candidate = path.join(dir, 'migrations');
+    if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`migrations/ not found above ${start}`);
+    dir = parent;
+  }
+}
+
+/**
+ * Opens the SQLite file in `dataDir` with WAL, foreign keys on, full sync (an acknowledged
+ * webhook survives a power cut; group commit amortizes the fsync), and a busy timeout so two
+ * processes on one file wait for each other instead of failing.
+ */
+export function openDb(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true });
+  const sqlite = new Database(path.join(dataDir, DB_FILE_NAME));
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 10000');
+  return drizzle(sqlite, { schema, casing: 'snake_case' }) as Db;
+}
+
+export function migrateDb(db: Db, migrationsFolder = findMigrationsFolder()): void {
+  migrate(db, { migrationsFolder });
+}

@@ -1,0 +1,300 @@
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/**
+ * Tables: plural camelCase constants, snake_case columns (drizzle `casing: 'snake_case'`),
+ * times as integer milliseconds since the epoch, ids as prefixed random strings.
+ */
+
+export const agentStatuses = ['online', 'busy', 'offline'] as const;
+export type AgentStatus = (typeof agentStatuses)[number];
+
+export const agents = sqliteTable('agents', {
+  id: text().primaryKey(),
+  name: text().notNull(),
+  email: text().notNull().unique(),
+  tokenHash: text().notNull().unique(),
+  status: text({ enum: agentStatuses }).notNull().default('offline'),
+  substatus: text(),
+  statusChangedAt: integer().notNull(),
+  /** When the agent last went online; "idle since" for an agent never assigned. */
+  onlineSince: integer(),
+  lastAssignedAt: integer(),
+  /** Sum of the utilization of the agent's offered/active/wrapup conversations (kept in the same transactions). */
+  load: integer().notNull().default(0),
+  createdAt: integer().notNull(),
+  updatedAt: integer().notNull(),
+});
+
+export const completionCodes = sqliteTable('completion_codes', {
+  id: text().primaryKey(),
+  code: text().notNull().unique(),
+  label: text().notNull(),
+  createdAt: integer().notNull(),
+});
+
+export const chatbots = sqliteTable('chatbots', {
+  id: text().primaryKey(),
+  name: text().notNull(),
+  url: text().notNull(),
+  createdAt: integer().notNull(),
+});
+
+export const conversationTypes = ['chat', 'social', 'email', 'call'] as const;
+export type ConversationType = (typeof conversationTypes)[number];
+
+export const channels = sqliteTable(
+  'channels',
+  {
+    id: text().primaryKey(),
+    name: text().notNull(),
+    conversationType: text({ enum: conversationTypes }).notNull(),
+    chatbotId: text().references(() => chatbots.id),
+    provider: text({ enum: ['whatsapp_business', 'whatsapp', 'telegram', 'api'] }).notNull(),
+    webhookKey: text().notNull().unique(),
+    /** Provider settings including secrets (JSON). Never returned by the API. */
+    messenger: text({ mode: 'json' }).notNull().$type<Record<string, unknown>>(),
+    /** WABA routing key (metadata.phone_number_id); null for other providers. */
+    phoneNumberId: text(),
+    writeFirstEnabled: integer({ mode: 'boolean' }).notNull().default(false),
+    writeFirstChannelId: text(),
+    utilization: integer().notNull(),
+    autoAssignLimit: integer().notNull(),
+    autoAnswer: integer({ mode: 'boolean' }).notNull(),
+    notificationTimeoutSec: integer(),
+    completionCodeTimeoutSec: integer(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+    deletedAt: integer(),
+  },
+  (t) => [index('channels_phone_number_id_idx').on(t.phoneNumberId)],
+);
+
+export const channelAgents = sqliteTable(
+  'channel_agents',
+  {
+    channelId: text()
+      .notNull()
+      .references(() => channels.id, { onDelete: 'cascade' }),
+    agentId: text()
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.agentId] }), index('channel_agents_agent_idx').on(t.agentId)],
+);
+
+export const channelCompletionCodes = sqliteTable(
+  'channel_completion_codes',
+  {
+    channelId: text()
+      .notNull()
+      .references(() => channels.id, { onDelete: 'cascade' }),
+    completionCodeId: text()
+      .notNull()
+      .references(() => completionCodes.id),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.completionCodeId] })],
+);
+
+export const contacts = sqliteTable(
+  'contacts',
+  {
+    id: text().primaryKey(),
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    providerContactId: text().notNull(),
+    name: text(),
+    phone: text(),
+    username: text(),
+    reachable: integer({ mode: 'boolean' }).notNull().default(true),
+    lastInboundAt: integer(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [
+    uniqueIndex('contacts_channel_provider_uq').on(t.channelId, t.providerContactId),
+    index('contacts_channel_phone_idx').on(t.channelId, t.phone),
+  ],
+);
+
+export const conversationStates = ['bot', 'queued', 'offered', 'active', 'wrapup', 'closed'] as const;
+export type ConversationState = (typeof conversationStates)[number];
+
+export const conversations = sqliteTable(
+  'conversations',
+  {
+    id: text().primaryKey(),
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    contactId: text()
+      .notNull()
+      .references(() => contacts.id),
+    type: text({ enum: conversationTypes }).notNull(),
+    state: text({ enum: conversationStates }).notNull(),
+    agentId: text().references(() => agents.id),
+    /** The channel's utilization, snapshotted when assigned. */
+    utilization: integer(),
+    completionCodeId: text().references(() => completionCodes.id),
+    /** 0 = front of the queue (put back after reject/timeout), 1 = normal. */
+    queueRank: integer().notNull().default(1),
+    /** Original enqueue time; kept when the conversation returns to the front. */
+    enqueuedAt: integer(),
+    /** Incremented on every offer; timers carry it so a stale timer changes nothing. */
+    offerSeq: integer().notNull().default(0),
+    offerExpiresAt: integer(),
+    wrapupExpiresAt: integer(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+    closedAt: integer(),
+  },
+  (t) => [
+    index('conversations_queue_idx').on(t.channelId, t.state, t.queueRank, t.enqueuedAt),
+    index('conversations_contact_idx').on(t.contactId, t.createdAt),
+    index('conversations_agent_idx').on(t.agentId, t.state),
+    index('conversations_created_idx').on(t.createdAt),
+  ],
+);
+
+export const conversationDeclines = sqliteTable(
+  'conversation_declines',
+  {
+    conversationId: text()
+      .notNull()
+      .references(() => conversations.id),
+    agentId: text()
+      .notNull()
+      .references(() => agents.id),
+    reason: text({ enum: ['rejected', 'timeout', 'rescinded'] }).notNull(),
+    at: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.agentId] })],
+);
+
+export const conversationHistory = sqliteTable(
+  'conversation_history',
+  {
+    id: integer().primaryKey({ autoIncrement: true }),
+    conversationId: text()
+      .notNull()
+      .references(() => conversations.id),
+    fromState: text({ enum: conversationStates }),
+    toState: text({ enum: conversationStates }).notNull(),
+    agentId: text(),
+    reason: text().notNull(),
+    at: integer().notNull(),
+  },
+  (t) => [index('conversation_history_conv_idx').on(t.conversationId, t.id)],
+);
+
+export const messageDirections = ['in', 'out'] as const;
+export const messageStatuses = ['received', 'pending', 'sent', 'delivered', 'read', 'failed'] as const;
+export type MessageStatus = (typeof messageStatuses)[number];
+
+export const messages = sqliteTable(
+  'messages',
+  {
+    id: text().primaryKey(),
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    conversationId: text()
+      .notNull()
+      .references(() => conversations.id),
+    direction: text({ enum: messageDirections }).notNull(),
+    kind: text().notNull(),
+    text: text(),
+    details: text({ mode: 'json' }).$type<Record<string, unknown>>(),
+    providerMessageId: text(),
+    status: text({ enum: messageStatuses }).notNull(),
+    agentId: text(),
+    errorCode: text(),
+    sentAt: integer(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+  },
+  (t) => [
+    uniqueIndex('messages_channel_provider_uq').on(t.channelId, t.providerMessageId),
+    index('messages_conversation_idx').on(t.conversationId, t.createdAt),
+  ],
+);
+
+/** Webhook deliveries recorded by key (dedupe) or because they were ignored. */
+export const inboundEvents = sqliteTable(
+  'inbound_events',
+  {
+    id: integer().primaryKey({ autoIncrement: true }),
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    dedupeKey: text(),
+    outcome: text({ enum: ['processed', 'ignored'] }).notNull(),
+    reason: text(),
+    receivedAt: integer().notNull(),
+  },
+  (t) => [uniqueIndex('inbound_events_dedupe_uq').on(t.channelId, t.dedupeKey)],
+);
+
+/**
+ * Transactional outbox: rows written in the same transaction as the state change, moved to
+ * BullMQ (or Redis pub/sub) by the relay, deleted once handed over.
+ */
+export const outbox = sqliteTable('outbox', {
+  id: integer().primaryKey({ autoIncrement: true }),
+  kind: text({ enum: ['dispatch', 'timer', 'event', 'delivery'] }).notNull(),
+  payload: text({ mode: 'json' }).notNull().$type<Record<string, unknown>>(),
+  createdAt: integer().notNull(),
+  /** Lease: a relay that claimed the row owns it until then. */
+  claimedUntil: integer(),
+});
+
+export const deliveryStatuses = ['pending', 'retrying', 'sent', 'dead'] as const;
+export type DeliveryStatus = (typeof deliveryStatuses)[number];
+
+export const deliveries = sqliteTable(
+  'deliveries',
+  {
+    id: text().primaryKey(),
+    messageId: text()
+      .notNull()
+      .unique()
+      .references(() => messages.id),
+    /** The channel that sends (write-first may send through another channel). */
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    status: text({ enum: deliveryStatuses }).notNull(),
+    attempts: integer().notNull().default(0),
+    nextAttemptAt: integer(),
+    lastError: text(),
+    lastErrorCode: text(),
+    lastHttpStatus: integer(),
+    /** When a job for the current attempt was handed to BullMQ; null = the sweeper must queue it. */
+    enqueuedAt: integer(),
+    createdAt: integer().notNull(),
+    updatedAt: integer().notNull(),
+    sentAt: integer(),
+  },
+  (t) => [
+    index('deliveries_status_idx').on(t.status, t.createdAt),
+    index('deliveries_channel_idx').on(t.channelId, t.createdAt),
+  ],
+);
+
+export const deliveryAttempts = sqliteTable(
+  'delivery_attempts',
+  {
+    id: integer().primaryKey({ autoIncrement: true }),
+    deliveryId: text()
+      .notNull()
+      .references(() => deliveries.id),
+    attempt: integer().notNull(),
+    at: integer().notNull(),
+    outcome: text({ enum: ['sent', 'retry', 'failed'] }).notNull(),
+    httpStatus: integer(),
+    providerCode: text(),
+    error: text(),
+    durationMs: integer().notNull(),
+  },
+  (t) => [index('delivery_attempts_delivery_idx').on(t.deliveryId, t.attempt)],
+);

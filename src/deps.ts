@@ -1,0 +1,150 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createAgentService } from './agents/service.js';
+import { createCatalogService } from './channels/catalog-service.js';
+import { createChannelService } from './channels/service.js';
+import type { Config } from './config.js';
+import { migrateDb, openDb, type Db } from './db/client.js';
+import { randomToken } from './lib/crypto.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { createLogger, type Logger } from './log.js';
+import { QUEUE_ACD, QUEUE_DELIVERIES } from './queue/names.js';
+import { createOutboxRelay, type OutboxRelay } from './queue/relay.js';
+import type { ServiceContext } from './services.js';
+
+/** Everything the app and the workers use, built once. The one place clients are constructed. */
+export interface Deps {
+  config: Config;
+  adminToken: string;
+  db: Db;
+  log: Logger;
+  clock: Clock;
+  fetch: typeof fetch;
+  /** Producer connection: fails fast when Redis is down (the outbox keeps the work). */
+  redis: Redis;
+  queues: { acd: Queue; deliveries: Queue };
+  relay: OutboxRelay;
+  services: ReturnType<typeof buildServices>;
+  checkReadiness(): Promise<Record<'sqlite' | 'redis', 'ok' | string>>;
+}
+
+export interface BuildOptions {
+  clock?: Clock;
+  log?: Logger;
+  fetch?: typeof fetch;
+}
+
+function buildServices(ctx: ServiceContext) {
+  return {
+    agents: createAgentService(ctx),
+    catalog: createCatalogService(ctx),
+    channels: createChannelService(ctx),
+  };
+}
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+/**
+ * ADMIN_TOKEN from the environment, or the one kept in the data dir, or a new one written there
+ * (mode 0600). `generated` is true only on the start that created it, so it is printed once.
+ */
+export function resolveAdminToken(config: Config): { token: string; generated: boolean } {
+  if (config.adminToken) return { token: config.adminToken, generated: false };
+  mkdirSync(config.dataDir, { recursive: true });
+  const file = path.join(config.dataDir, ADMIN_TOKEN_FILE);
+  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), generated: false };
+  const token = `sbadm_${randomToken(32)}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { token, generated: true };
+}
+
+export function createRedis(url: string, opts: { failFast: boolean }): Redis {
+  return new Redis(url, {
+    // Workers block on Redis and must retry forever; producers fail fast and leave work in the outbox.
+    maxRetriesPerRequest: opts.failFast ? 1 : null,
+    enableOfflineQueue: !opts.failFast,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(200 * times, 2_000),
+    lazyConnect: false,
+  });
+}
+
+export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const { token: adminToken } = resolveAdminToken(config);
+  const db = openDb(config.dataDir);
+  migrateDb(db);
+
+  const redis = createRedis(config.redisUrl, { failFast: true });
+  // ioredis reports every failed reconnect; readiness and the relay already say it, once.
+  redis.on('error', () => {});
+  const queueOpts = { connection: redis, prefix: config.queuePrefix };
+  const queues = { acd: new Queue(QUEUE_ACD, queueOpts), deliveries: new Queue(QUEUE_DELIVERIES, queueOpts) };
+  for (const q of Object.values(queues)) q.on('error', () => {});
+
+  const relay = createOutboxRelay({
+    db,
+    clock,
+    log: log.child({ component: 'outbox-relay' }),
+    targets: { acdQueue: queues.acd, deliveriesQueue: queues.deliveries, publisher: redis, queuePrefix: config.queuePrefix },
+  });
+
+  const ctx: ServiceContext = { db, clock, log, config, notifyOutbox: () => relay.notify() };
+
+  return {
+    config,
+    adminToken,
+    db,
+    log,
+    clock,
+    fetch: opts.fetch ?? globalThis.fetch,
+    redis,
+    queues,
+    relay,
+    services: buildServices(ctx),
+    async checkReadiness() {
+      const result: Record<'sqlite' | 'redis', string> = { sqlite: 'ok', redis: 'ok' };
+      try {
+        db.$client.prepare('select 1').get();
+      } catch (err) {
+        result.sqlite = (err as Error).message;
+      }
+      try {
+        if (redis.status !== 'ready') {
+          await withTimeout(new Promise((resolve) => redis.once('ready', resolve)), 1_000, `not connected (${redis.status})`);
+        }
+        await withTimeout(redis.ping(), 1_000, 'ping timed out');
+      } catch (err) {
+        result.redis = (err as Error).message;
+      }
+      return result;
+    },
+  };
+}
+
+export async function closeDeps(deps: Deps): Promise<void> {
+  await deps.relay.stop();
+  await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
+  deps.redis.disconnect();
+  deps.db.$client.close();
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(message)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,65 @@
+import type { MiddlewareHandler } from 'hono';
+import { AppError } from '../errors.js';
+import { safeEqual, sha256Hex } from '../lib/crypto.js';
+import type { AppEnv, Auth } from './types.js';
+
+/** Takes the caller's X-Request-Id when it looks sane, else makes one; echoes it back. */
+export const requestId = ({ header = 'X-Request-Id' } = {}): MiddlewareHandler<AppEnv> =>
+  async function requestId(c, next) {
+    const given = c.req.header(header);
+    const id = given && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+    c.set('requestId', id);
+    c.header(header, id);
+    await next();
+  };
+
+/** One log line per request: method, route, status, duration, request id. No headers, no bodies. */
+export const accessLog = (): MiddlewareHandler<AppEnv> =>
+  async function accessLog(c, next) {
+    const start = performance.now();
+    await next();
+    const deps = c.get('deps');
+    const status = c.res.status;
+    const line = {
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      // The route pattern, not the raw path: webhook keys and ids are not logged as URLs.
+      route: c.req.routePath,
+      status,
+      ms: Math.round((performance.now() - start) * 10) / 10,
+    };
+    if (status >= 500) deps.log.error(line, 'request');
+    else deps.log.info(line, 'request');
+  };
+
+export const TOKEN_PREFIX_AGENT = 'sbat_';
+
+/**
+ * Bearer auth: the admin token, or an agent's own token (stored as a SHA-256 hash).
+ * `roles` limits who may call the route; 401 without a valid token, 403 for the wrong role.
+ */
+export const requireAuth = ({ roles = ['admin', 'agent'] as Array<Auth['role']> } = {}): MiddlewareHandler<AppEnv> =>
+  async function requireAuth(c, next) {
+    const header = c.req.header('Authorization') ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw new AppError('unauthorized', 'Missing bearer token');
+    const token = m[1]!;
+    const deps = c.get('deps');
+    let auth: Auth | null = null;
+    if (token.startsWith(TOKEN_PREFIX_AGENT)) {
+      const agentId = deps.services.agents.findIdByTokenHash(await sha256Hex(token));
+      if (agentId) auth = { role: 'agent', agentId };
+    } else if (await safeEqual(token, deps.adminToken)) {
+      auth = { role: 'admin' };
+    }
+    if (!auth) throw new AppError('unauthorized', 'Invalid bearer token');
+    if (!roles.includes(auth.role)) throw new AppError('forbidden', 'This endpoint is for admins only');
+    c.set('auth', auth);
+    await next();
+  };
+
+/** Admin, or the agent named by `agentId`. */
+export function assertAdminOrSelf(auth: Auth, agentId: string): void {
+  if (auth.role === 'admin') return;
+  if (auth.agentId !== agentId) throw new AppError('forbidden', 'Agents may only act for themselves');
+}

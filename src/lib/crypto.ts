@@ -1,0 +1,90 @@
+/**
+ * Web Crypto helpers (no `node:` imports) shared by providers and the HTTP edge.
+ *
+ * Constant-time comparison is delegated to the platform: `crypto.subtle.verify('HMAC', …)` compares
+ * a MAC in constant time, so comparing two secrets is done by MAC-ing one with a fresh random key
+ * and asking the platform to verify the other against that MAC. No hand-rolled compare loops.
+ */
+
+const encoder = new TextEncoder();
+
+export type HmacHash = 'SHA-256' | 'SHA-512';
+
+function toBytes(data: Uint8Array | string): Uint8Array<ArrayBuffer> {
+  if (typeof data === 'string') return encoder.encode(data);
+  // Copy into a fresh ArrayBuffer-backed view: subtle rejects SharedArrayBuffer-backed views.
+  const out = new Uint8Array(data.byteLength);
+  out.set(data);
+  return out;
+}
+
+async function importHmacKey(key: Uint8Array | string, hash: HmacHash): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', toBytes(key), { name: 'HMAC', hash }, false, ['sign', 'verify']);
+}
+
+export async function hmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string): Promise<Uint8Array> {
+  const k = await importHmacKey(key, hash);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, toBytes(data)));
+}
+
+/** True when `mac` is the HMAC of `data` under `key`; compared in constant time by the platform. */
+export async function verifyHmac(
+  hash: HmacHash,
+  key: Uint8Array | string,
+  data: Uint8Array | string,
+  mac: Uint8Array,
+): Promise<boolean> {
+  const k = await importHmacKey(key, hash);
+  return crypto.subtle.verify('HMAC', k, toBytes(mac), toBytes(data));
+}
+
+/** Constant-time equality of two strings (lengths may differ; that is not leaked beyond the MAC). */
+export async function safeEqual(a: string, b: string): Promise<boolean> {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const mac = await hmac('SHA-256', key, a);
+  return verifyHmac('SHA-256', key, b, mac);
+}
+
+export async function sha256Hex(data: string): Promise<string> {
+  return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', toBytes(data))));
+}
+
+export function bytesToHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+/** Parses lowercase or uppercase hex; returns null for anything that is not whole bytes of hex. */
+export function hexToBytes(hex: string): Uint8Array | null {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+export function bytesToBase64(bytes: Uint8Array): string {
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/** Standard base64 (not url-safe); returns null when the input is not valid base64. */
+export function base64ToBytes(b64: string): Uint8Array | null {
+  try {
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** A random token of `bytes` random bytes, base64url without padding. */
+export function randomToken(bytes = 24): string {
+  return bytesToBase64(crypto.getRandomValues(new Uint8Array(bytes)))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replaceAll('=', '');
+}

@@ -1,0 +1,202 @@
+import { and, asc, inArray, isNull, lt, or } from 'drizzle-orm';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/client.js';
+import { outbox } from '../db/schema.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../log.js';
+import {
+  JOB_DELIVER,
+  JOB_DISPATCH,
+  JOB_OFFER_TIMEOUT,
+  JOB_WRAPUP_TIMEOUT,
+  agentEventsChannel,
+  dispatchDedupeId,
+} from './names.js';
+import type { OutboxItem } from './outbox.js';
+
+/**
+ * Moves committed outbox rows to BullMQ and Redis pub/sub. Rows are claimed with a lease (so two
+ * processes on one database do not both hand them over), handed over in bulk, then deleted. When
+ * Redis is down the rows stay and the relay retries with backoff: nothing committed is lost.
+ */
+
+export interface RelayTargets {
+  acdQueue: Queue;
+  deliveriesQueue: Queue;
+  /** Publishes agent events (SSE fan-out across processes). */
+  publisher: Redis;
+  queuePrefix: string;
+}
+
+export interface OutboxRelay {
+  /** Ask for a run soon (after a commit that wrote outbox rows). */
+  notify(): void;
+  /** Runs until the outbox is empty or Redis fails; resolves with how many rows moved. */
+  drain(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+const LEASE_MS = 30_000;
+const BATCH = 500;
+const IDLE_POLL_MS = 1_000;
+
+export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; targets: RelayTargets }): OutboxRelay {
+  const { db, clock, log, targets } = opts;
+  let pending = false;
+  let stopped = true;
+  let timer: NodeJS.Timeout | null = null;
+  let wake: (() => void) | null = null;
+  let loopDone: Promise<void> = Promise.resolve();
+  let failures = 0;
+
+  function claim(): Array<{ id: number } & OutboxItem> {
+    const now = clock.now();
+    return db.transaction(
+      (tx) => {
+        const rows = tx
+          .select()
+          .from(outbox)
+          .where(or(isNull(outbox.claimedUntil), lt(outbox.claimedUntil, now)))
+          .orderBy(asc(outbox.id))
+          .limit(BATCH)
+          .all();
+        if (rows.length > 0) {
+          tx.update(outbox)
+            .set({ claimedUntil: now + LEASE_MS })
+            .where(inArray(outbox.id, rows.map((r) => r.id)))
+            .run();
+        }
+        return rows.map((r) => ({ id: r.id, kind: r.kind, payload: r.payload }) as { id: number } & OutboxItem);
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  async function handOver(items: OutboxItem[]): Promise<void> {
+    const now = clock.now();
+    const acdJobs: Parameters<Queue['addBulk']>[0] = [];
+    const deliveryJobs: Parameters<Queue['addBulk']>[0] = [];
+    const seenDispatch = new Set<string>();
+    const pipeline = targets.publisher.pipeline();
+    let publishes = 0;
+    for (const item of items) {
+      switch (item.kind) {
+        case 'dispatch': {
+          const { channelId } = item.payload;
+          if (seenDispatch.has(channelId)) break;
+          seenDispatch.add(channelId);
+          acdJobs.push({
+            name: JOB_DISPATCH,
+            data: { channelId },
+            opts: { deduplication: { id: dispatchDedupeId(channelId) }, removeOnComplete: true, removeOnFail: 1000 },
+          });
+          break;
+        }
+        case 'timer': {
+          const p = item.payload;
+          acdJobs.push({
+            name: p.job === 'expire-offer' ? JOB_OFFER_TIMEOUT : JOB_WRAPUP_TIMEOUT,
+            data: { conversationId: p.conversationId, seq: p.seq },
+            opts: {
+              jobId: `${p.job}-${p.conversationId}-${p.seq}`,
+              delay: Math.max(0, p.runAt - now),
+              removeOnComplete: true,
+              removeOnFail: 1000,
+            },
+          });
+          break;
+        }
+        case 'delivery': {
+          const p = item.payload;
+          deliveryJobs.push({
+            name: JOB_DELIVER,
+            data: { deliveryId: p.deliveryId },
+            opts: { jobId: p.deliveryId, delay: Math.max(0, p.runAt - now), removeOnComplete: true, removeOnFail: true },
+          });
+          break;
+        }
+        case 'event':
+          pipeline.publish(agentEventsChannel(targets.queuePrefix), JSON.stringify(item.payload));
+          publishes++;
+          break;
+      }
+    }
+    const work: Promise<unknown>[] = [];
+    if (acdJobs.length > 0) work.push(targets.acdQueue.addBulk(acdJobs));
+    if (deliveryJobs.length > 0) work.push(targets.deliveriesQueue.addBulk(deliveryJobs));
+    if (publishes > 0) work.push(pipeline.exec());
+    await Promise.all(work);
+  }
+
+  async function drain(): Promise<number> {
+    let moved = 0;
+    for (;;) {
+      const rows = claim();
+      if (rows.length === 0) return moved;
+      try {
+        await handOver(rows);
+      } catch (err) {
+        // Release the lease so the next run (here or in another process) retries at once.
+        db.update(outbox)
+          .set({ claimedUntil: null })
+          .where(inArray(outbox.id, rows.map((r) => r.id)))
+          .run();
+        throw err;
+      }
+      db.delete(outbox)
+        .where(and(inArray(outbox.id, rows.map((r) => r.id))))
+        .run();
+      moved += rows.length;
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopped) {
+      pending = false;
+      let delay = IDLE_POLL_MS;
+      try {
+        await drain();
+        if (failures > 0) log.info({ failures }, 'outbox relay recovered');
+        failures = 0;
+      } catch (err) {
+        failures++;
+        delay = Math.min(IDLE_POLL_MS * 2 ** Math.min(failures, 4), 15_000);
+        if (failures === 1 || failures % 20 === 0) {
+          log.warn({ err: (err as Error).message, failures }, 'outbox relay cannot reach Redis; rows kept, retrying');
+        }
+      }
+      if (stopped) break;
+      // A commit that notified while we drained may have landed after our last claim.
+      if (pending && failures === 0) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, delay);
+      });
+      wake = null;
+    }
+  }
+
+  return {
+    notify() {
+      pending = true;
+      if (wake && failures === 0) {
+        if (timer) clearTimeout(timer);
+        wake();
+      }
+    },
+    drain,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      loopDone = loop();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      wake?.();
+      await loopDone;
+    },
+  };
+}

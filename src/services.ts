@@ -1,0 +1,14 @@
+import type { Config } from './config.js';
+import type { Db } from './db/client.js';
+import type { Clock } from './lib/clock.js';
+import type { Logger } from './log.js';
+
+/** What every domain service is built from: no HTTP, no queues, just the database and the clock. */
+export interface ServiceContext {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  config: Config;
+  /** Called after a transaction that wrote outbox rows commits, so the relay moves them promptly. */
+  notifyOutbox: () => void;
+}

@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
+import { FakeClock, type Clock } from '../src/lib/clock.js';
+import { createLogger } from '../src/log.js';
+
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** A per-test queue prefix so tests sharing one Redis never see each other's jobs. */
+export function uniquePrefix(): string {
+  return `sbtest-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export function tempDataDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'switchboard-test-'));
+}
+
+/** Collects log lines in memory so tests can assert what was (not) logged. */
+export class LogSink extends Writable {
+  lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    cb();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({
+    DATA_DIR: tempDataDir(),
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    QUEUE_PREFIX: uniquePrefix(),
+    PUBLIC_BASE_URL: 'https://sb.example.test',
+    LOG_LEVEL: 'info',
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...overrides,
+  });
+}
+
+export interface Harness {
+  deps: Deps;
+  config: Config;
+  clock: Clock;
+  logs: LogSink;
+  app: ReturnType<typeof createApp>;
+  /** app.request with the admin token and JSON handling. */
+  api(method: string, path: string, body?: unknown, token?: string | null): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Real dependencies for one test: a fresh SQLite file with migrations, real Redis, unique prefix. */
+export function createHarness(opts: { env?: Record<string, string>; clock?: Clock; fetch?: typeof fetch } = {}): Harness {
+  const config = testConfig(opts.env);
+  const logs = new LogSink();
+  const clock = opts.clock ?? new FakeClock(Date.now());
+  const deps = buildDeps(config, { clock, log: createLogger('debug', logs), ...(opts.fetch ? { fetch: opts.fetch } : {}) });
+  const app = createApp(deps);
+  return {
+    deps,
+    config,
+    clock,
+    logs,
+    app,
+    api(method, p, body, token = TEST_ADMIN_TOKEN) {
+      const headers: Record<string, string> = {};
+      if (token !== null) headers.Authorization = `Bearer ${token}`;
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      return Promise.resolve(
+        app.request(p, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) }),
+      );
+    },
+    async close() {
+      await cleanupQueues(deps);
+      await closeDeps(deps);
+      rmSync(config.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function cleanupQueues(deps: Deps): Promise<void> {
+  try {
+    await Promise.all([deps.queues.acd.obliterate({ force: true }), deps.queues.deliveries.obliterate({ force: true })]);
+  } catch {
+    // Redis may be deliberately down in a fault test.
+  }
+}
+
+export const validWabaMessenger = {
+  provider: 'whatsapp_business',
+  phoneNumberId: '106540352242922',
+  accessToken: 'EAAG-secret-access-token',
+  appSecret: 'app-secret-abc123',
+  verifyToken: 'verify-me-please',
+};
+
+export function channelBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'Support WABA',
+    conversationType: 'chat',
+    chatbotId: null,
+    messenger: { ...validWabaMessenger, phoneNumberId: String(100000 + Math.floor(Math.random() * 1e9)) },
+    writeFirst: { enabled: true, channelId: null },
+    handling: {
+      utilization: 50,
+      autoAssignLimit: 2,
+      autoAnswer: false,
+      notificationTimeoutSec: 30,
+      completionCodeIds: [],
+      completionCodeTimeoutSec: null,
+    },
+    agentIds: [],
+    ...overrides,
+  };
+}
+
+export async function json<T = any>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}

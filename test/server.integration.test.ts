@@ -1,0 +1,80 @@
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDataDir, uniquePrefix } from './harness.js';
+import { startGatewayProcess, type GatewayProcess } from './process.js';
+
+let gw: GatewayProcess | null = null;
+afterEach(async () => {
+  await gw?.stop('SIGKILL');
+  gw = null;
+});
+
+describe('gateway process', () => {
+  it('generates an admin token once, serves the API over HTTP, and shuts down gracefully', async () => {
+    const dataDir = tempDataDir();
+    const env = { DATA_DIR: dataDir, QUEUE_PREFIX: uniquePrefix(), PUBLIC_BASE_URL: 'https://gw.example.test' };
+    gw = await startGatewayProcess(env);
+    const tokenFile = path.join(dataDir, 'admin-token');
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(gw.output()).toContain(token);
+
+    const auth = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    expect((await fetch(`${gw.baseUrl}/api/channels`)).status).toBe(401);
+    const agentRes = await fetch(`${gw.baseUrl}/api/agents`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'Ana', email: 'ana@example.com' }) });
+    expect(agentRes.status).toBe(201);
+    const agent = (await agentRes.json()) as { id: string };
+    const chRes = await fetch(`${gw.baseUrl}/api/channels`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({
+        name: 'Support',
+        conversationType: 'social',
+        messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012', secretToken: 'tg-secret-1' },
+        handling: { utilization: 25, autoAssignLimit: 3, autoAnswer: true },
+        agentIds: [agent.id],
+      }),
+    });
+    expect(chRes.status).toBe(201);
+    const ch = (await chRes.json()) as { webhookUrl: string };
+    expect(ch.webhookUrl).toMatch(/^https:\/\/gw\.example\.test\/webhooks\//);
+    expect(JSON.stringify(ch)).not.toContain('tg-secret-1');
+    expect((await fetch(`${gw.baseUrl}/readyz`)).status).toBe(200);
+
+    // Request log lines carry a request id and no secrets.
+    expect(gw.output()).toMatch(/"requestId":"[^"]+"/);
+    expect(gw.output()).not.toContain('tg-secret-1');
+    expect(gw.output()).not.toContain('AAH-abcdefghijklmnopqrstuvwxyz012');
+
+    expect(await gw.stop('SIGTERM')).toBe(0);
+
+    // A restart reuses the stored token and does not print it again.
+    gw = await startGatewayProcess(env);
+    expect(gw.output()).not.toContain(token);
+    const again = await fetch(`${gw.baseUrl}/api/agents`, { headers: auth });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { data: unknown[] }).data).toHaveLength(1);
+    expect(await gw.stop('SIGTERM')).toBe(0);
+  });
+
+  it('reports Redis as not ready when it is unreachable, while still serving', async () => {
+    gw = await startGatewayProcess({
+      DATA_DIR: tempDataDir(),
+      ADMIN_TOKEN: 'integration-admin-token-1',
+      QUEUE_PREFIX: uniquePrefix(),
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    const res = await fetch(`${gw.baseUrl}/readyz`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { unreachable: string[] };
+    expect(body.unreachable).toEqual(['redis']);
+    expect((await fetch(`${gw.baseUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('fails fast naming every bad configuration key', async () => {
+    await expect(
+      startGatewayProcess({ DATA_DIR: tempDataDir(), PORT: '70000', LOG_LEVEL: 'loud', DELIVERY_RETRY_SCHEDULE: '5s,soon' }),
+    ).rejects.toThrow(/PORT[\s\S]*LOG_LEVEL[\s\S]*DELIVERY_RETRY_SCHEDULE/);
+  });
+});
