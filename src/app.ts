@@ -6,7 +6,9 @@ import { accessLog, requestId } from './http/middleware.js';
 import { registerAgents } from './http/routes/agents.js';
 import { registerCatalog } from './http/routes/catalog.js';
 import { registerChannels } from './http/routes/channels.js';
+import { registerConversations } from './http/routes/conversations.js';
 import { registerHealth } from './http/routes/health.js';
+import { registerWebhooks } from './http/routes/webhooks.js';
 import type { AppEnv } from './http/types.js';
 
 /** The Hono app: middleware, then a flat list of route modules. No business logic here. */
@@ -24,6 +26,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   registerAgents(app);
   registerCatalog(app);
   registerChannels(app);
+  registerWebhooks(app);
+  registerConversations(app);
 
   app.notFound((c) => problem(c.get('requestId'), new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 

@@ -5,6 +5,8 @@ import { Redis } from 'ioredis';
 import { createAgentService } from './agents/service.js';
 import { createCatalogService } from './channels/catalog-service.js';
 import { createChannelService } from './channels/service.js';
+import { createIngestService } from './ingest/service.js';
+import { createConversationService } from './conversations/service.js';
 import type { Config } from './config.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
@@ -41,6 +43,8 @@ function buildServices(ctx: ServiceContext) {
     agents: createAgentService(ctx),
     catalog: createCatalogService(ctx),
     channels: createChannelService(ctx),
+    ingest: createIngestService(ctx),
+    conversations: createConversationService(ctx),
   };
 }
 

@@ -18,8 +18,26 @@ function toBytes(data: Uint8Array | string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * Imported keys for string secrets (channel secrets), so a webhook does not pay importKey each time.
+ * Bounded: cleared when full (secrets are few; a rotation simply imports again).
+ */
+const keyCache = new Map<string, Promise<CryptoKey>>();
+const KEY_CACHE_MAX = 1024;
+
 async function importHmacKey(key: Uint8Array | string, hash: HmacHash): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', toBytes(key), { name: 'HMAC', hash }, false, ['sign', 'verify']);
+  if (typeof key !== 'string') {
+    return crypto.subtle.importKey('raw', toBytes(key), { name: 'HMAC', hash }, false, ['sign', 'verify']);
+  }
+  const cacheKey = `${hash}:${key}`;
+  let cached = keyCache.get(cacheKey);
+  if (!cached) {
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+    cached = crypto.subtle.importKey('raw', toBytes(key), { name: 'HMAC', hash }, false, ['sign', 'verify']);
+    keyCache.set(cacheKey, cached);
+    cached.catch(() => keyCache.delete(cacheKey));
+  }
+  return cached;
 }
 
 export async function hmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string): Promise<Uint8Array> {

@@ -41,6 +41,8 @@ export interface OutboxRelay {
 const LEASE_MS = 30_000;
 const BATCH = 500;
 const IDLE_POLL_MS = 1_000;
+/** A notified run waits this long so one claim/delete pair covers many commits. */
+const COALESCE_MS = 5;
 
 export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; targets: RelayTargets }): OutboxRelay {
   const { db, clock, log, targets } = opts;
@@ -169,7 +171,10 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
       }
       if (stopped) break;
       // A commit that notified while we drained may have landed after our last claim.
-      if (pending && failures === 0) continue;
+      if (pending && failures === 0) {
+        await new Promise((r) => setTimeout(r, COALESCE_MS));
+        continue;
+      }
       await new Promise<void>((resolve) => {
         wake = resolve;
         timer = setTimeout(resolve, delay);
@@ -180,10 +185,12 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
 
   return {
     notify() {
+      if (pending) return;
       pending = true;
       if (wake && failures === 0) {
         if (timer) clearTimeout(timer);
-        wake();
+        const w = wake;
+        timer = setTimeout(w, COALESCE_MS);
       }
     },
     drain,

@@ -1,0 +1,139 @@
+/**
+ * Ingest benchmark: the full webhook path (verify, transaction, outbox) against a bare Hono app
+ * that only parses JSON. Both are driven with the same signed WhatsApp Business payloads (unique
+ * message ids) at the same concurrency for a fixed time; prints requests/s, p50/p99 and the ratio,
+ * then counts that every acknowledged message is stored.
+ *
+ *   npx tsx scripts/bench/ingest.ts [--seconds 10] [--connections 64]
+ *
+ * Traffic goes only to 127.0.0.1; both servers are child processes stopped at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { freePort, projectRoot } from '../../test/process.js';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } },
+});
+const seconds = Number(values.seconds);
+const connections = Number(values.connections);
+const APP_SECRET = 'bench-app-secret';
+const PHONE_ID = '106540352242922';
+
+function startChild(args: string[], env: Record<string, string>, ready: (out: string) => boolean): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (ready(out)) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+  });
+}
+
+let seq = 0;
+function signedRequest(runTag: string) {
+  const n = seq++;
+  const from = String(4915100000000 + (n % 5000));
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '15550001111', phone_number_id: PHONE_ID },
+      contacts: [{ profile: { name: `Customer ${n % 5000}` }, wa_id: from }],
+      messages: [{ from, id: `wamid.${runTag}.${n}`, timestamp: '1767225600', type: 'text', text: { body: `Is my order ${n} shipped?` } }],
+    } }] }],
+  });
+  const sig = createHmac('sha256', APP_SECRET).update(body).digest('hex');
+  return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}` } };
+}
+
+async function drive(url: string, runTag: string) {
+  const result = await autocannon({
+    url,
+    connections,
+    duration: seconds,
+    method: 'POST',
+    requests: [{ setupRequest: (req: any) => ({ ...req, ...signedRequest(runTag) }) }],
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function main() {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const barePort = await freePort();
+    children.push(await startChild(['scripts/bench/bare-app.ts'], { PORT: String(barePort) }, (o) => o.includes('ready')));
+
+    const gwPort = await freePort();
+    const adminToken = 'bench-admin-token-0123456789';
+    const gw = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), '--import', 'tsx', 'src/server.ts'], {
+      cwd: projectRoot,
+      env: { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', QUEUE_PREFIX: `bench-${process.pid}` },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(gw);
+    // LOG_LEVEL=warn hides the listening line; poll /healthz instead.
+    for (let i = 0; i < 100; i++) {
+      try { if ((await fetch(`http://127.0.0.1:${gwPort}/healthz`)).ok) break; } catch { /* starting */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const res = await fetch(`http://127.0.0.1:${gwPort}/api/channels`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        name: 'Bench', conversationType: 'chat',
+        messenger: { provider: 'whatsapp_business', phoneNumberId: PHONE_ID, accessToken: 't', appSecret: APP_SECRET, verifyToken: 'v' },
+        handling: { utilization: 10, autoAssignLimit: 1, autoAnswer: true },
+      }),
+    });
+    const channel = (await res.json()) as { id: string; webhookUrl: string };
+    const hookPath = new URL(channel.webhookUrl).pathname;
+
+    // Warm both up briefly, then measure.
+    await autocannon({ url: `http://127.0.0.1:${barePort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
+    await autocannon({ url: `http://127.0.0.1:${gwPort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
+
+    const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, 'bare');
+    const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, 'full');
+
+    const db = new Database(path.join(dataDir, 'switchboard.sqlite'), { readonly: true });
+    const stored = db.prepare("SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.full.%'").pluck().get() as number;
+    db.close();
+
+    const row = (name: string, r: typeof bare) =>
+      `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}`;
+    console.log(`ingest bench: ${connections} connections, ${seconds}s each, signed WABA text payloads`);
+    console.log(row('bare Hono (parse JSON)', bare));
+    console.log(row('switchboard (full ingest)', full));
+    console.log(`ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}`);
+    console.log(`acknowledged ${full.ok}, stored ${stored}: ${stored >= full.ok ? 'every acknowledged message is stored' : `MISSING ${full.ok - stored}`}`);
+    if (stored < full.ok) process.exitCode = 1;
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

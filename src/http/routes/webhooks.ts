@@ -1,0 +1,64 @@
+import type { Hono } from 'hono';
+import { AppError } from '../../errors.js';
+import { verifyHandshake } from '../../providers/whatsapp-business/verify.js';
+import type { AppEnv } from '../types.js';
+
+/** Webhook bodies above this are refused with 413, counted while reading (not after). */
+export const MAX_WEBHOOK_BYTES = 1024 * 1024;
+
+/** Reads a request body into memory, refusing it as soon as it passes `max` bytes. */
+export async function readBodyLimited(req: Request, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('Content-Length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > max) throw tooLarge(max);
+  // With a declared length within the limit the server stops reading at that length: read it whole.
+  if (Number.isFinite(declared) && declared >= 0) return new Uint8Array(await req.arrayBuffer());
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(max);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(max: number): AppError {
+  return new AppError('payload_too_large', `Body is larger than ${max} bytes`);
+}
+
+export function registerWebhooks(app: Hono<AppEnv>): void {
+  /** Meta's verification handshake: 200 with the raw hub.challenge when the verify token matches. */
+  app.get('/webhooks/:key', async (c) => {
+    const channel = c.get('deps').services.ingest.findChannelByKey(c.req.param('key'));
+    if (!channel) throw AppError.notFound('Webhook');
+    if (channel.messenger.provider !== 'whatsapp_business') {
+      throw new AppError('forbidden', 'Verification handshake is only for WhatsApp Business channels');
+    }
+    const result = await verifyHandshake(new URL(c.req.url).searchParams, channel.messenger.verifyToken);
+    if (!result.ok) throw new AppError('forbidden', 'Verification token mismatch');
+    return c.text(result.challenge, 200);
+  });
+
+  app.post('/webhooks/:key', async (c) => {
+    const { ingest } = c.get('deps').services;
+    const channel = ingest.findChannelByKey(c.req.param('key'));
+    if (!channel) throw AppError.notFound('Webhook');
+    const rawBody = await readBodyLimited(c.req.raw, MAX_WEBHOOK_BYTES);
+    const result = await ingest.receive(channel, c.req.raw.headers, rawBody);
+    return c.json({ ok: true, stored: result.stored, duplicates: result.duplicates + (result.duplicateDelivery ? 1 : 0), ignored: result.ignored });
+  });
+}

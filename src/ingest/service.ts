@@ -1,0 +1,124 @@
+import { AppError } from '../errors.js';
+import { providerFor } from '../providers/registry.js';
+import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
+import type { ServiceContext } from '../services.js';
+import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
+import { createIngestStore, type ApplyOutcome, type IngestChannel } from './store.js';
+
+/**
+ * Inbound webhooks (DESIGN.md §4): verify the raw bytes, parse, normalize, then one transaction
+ * (group-committed with concurrent requests) that stores everything; 200 only after COMMIT.
+ */
+
+export interface WebhookChannel extends IngestChannel {
+  provider: ProviderName;
+  messenger: MessengerConfig;
+  phoneNumberId: string | null;
+}
+
+export interface IngestResult extends ApplyOutcome {
+  duplicateDelivery: boolean;
+}
+
+interface ChannelRow {
+  id: string;
+  provider: ProviderName;
+  messenger: string;
+  conversation_type: string;
+  chatbot_id: string | null;
+  phone_number_id: string | null;
+}
+
+export function createIngestService(ctx: ServiceContext, opts: { committer?: GroupCommitter } = {}) {
+  const sqlite = ctx.db.$client;
+  const store = createIngestStore(sqlite);
+  const committer = opts.committer ?? createGroupCommitter(sqlite);
+  const cols = 'id, provider, messenger, conversation_type, chatbot_id, phone_number_id';
+  const byKey = sqlite.prepare(`SELECT ${cols} FROM channels WHERE webhook_key = ? AND deleted_at IS NULL`);
+  const byPhone = sqlite.prepare(
+    `SELECT ${cols} FROM channels WHERE phone_number_id = ? AND provider = 'whatsapp_business' AND deleted_at IS NULL`,
+  );
+
+  function toChannel(row: ChannelRow | undefined): WebhookChannel | null {
+    if (!row) return null;
+    return {
+      id: row.id,
+      provider: row.provider,
+      messenger: JSON.parse(row.messenger) as MessengerConfig,
+      conversationType: row.conversation_type,
+      chatbotId: row.chatbot_id,
+      phoneNumberId: row.phone_number_id,
+    };
+  }
+
+  /**
+   * Meta posts every number of an app to one URL: a change for another number goes to the WABA
+   * channel with that number, provided it shares the app secret that verified the request.
+   */
+  function routeTarget(channel: WebhookChannel, ev: NormalizedEvent, cache: Map<string, WebhookChannel | null>) {
+    if (channel.provider !== 'whatsapp_business' || !ev.routeKey || ev.routeKey === channel.phoneNumberId) return channel;
+    if (!cache.has(ev.routeKey)) {
+      const other = toChannel(byPhone.get(ev.routeKey) as ChannelRow | undefined);
+      const sameApp =
+        other?.messenger.provider === 'whatsapp_business' &&
+        channel.messenger.provider === 'whatsapp_business' &&
+        other.messenger.appSecret === channel.messenger.appSecret;
+      cache.set(ev.routeKey, sameApp ? other : null);
+    }
+    return cache.get(ev.routeKey) ?? null;
+  }
+
+  return {
+    findChannelByKey(key: string): WebhookChannel | null {
+      return toChannel(byKey.get(key) as ChannelRow | undefined);
+    },
+
+    /** Verifies, normalizes and stores one webhook delivery. Throws AppError for 401/400. */
+    async receive(channel: WebhookChannel, headers: Headers, rawBody: Uint8Array): Promise<IngestResult> {
+      const provider = providerFor(channel.messenger);
+      const receivedAt = ctx.clock.now();
+      const verdict = await provider.verify({ headers, rawBody, now: receivedAt }, channel.messenger);
+      if (!verdict.ok) throw new AppError('invalid_signature', `Signature check failed: ${verdict.reason}`);
+
+      let payload: unknown;
+      try {
+        payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(rawBody));
+      } catch {
+        throw new AppError('invalid_json', 'Request body is not valid JSON', [{ field: '(body)', message: 'not valid JSON' }]);
+      }
+      let normalized;
+      try {
+        normalized = provider.normalize(payload, { receivedAt });
+      } catch (err) {
+        if (err instanceof SchemaError) throw AppError.validation(err.field, err.message);
+        throw err;
+      }
+
+      const result = await committer.submit((): IngestResult => {
+        const now = ctx.clock.now();
+        const out: IngestResult = { stored: 0, duplicates: 0, statuses: 0, ignored: 0, queued: 0, duplicateDelivery: false };
+        if (normalized.dedupeKey && !store.claimDedupeKey(channel.id, normalized.dedupeKey, now)) {
+          out.duplicateDelivery = true;
+          return out;
+        }
+        const routes = new Map<string, WebhookChannel | null>();
+        for (const ev of normalized.events) {
+          const target = routeTarget(channel, ev, routes);
+          if (!target) {
+            store.recordIgnored(channel.id, `no channel for phone number ${ev.routeKey}`, now);
+            out.ignored++;
+            continue;
+          }
+          store.apply(target, ev, now, out);
+        }
+        return out;
+      });
+      if (result.stored > 0) ctx.notifyOutbox();
+      return result;
+    },
+
+    flush: () => committer.flush(),
+  };
+}
+
+export type IngestService = ReturnType<typeof createIngestService>;

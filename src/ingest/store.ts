@@ -1,0 +1,187 @@
+import type Database from 'better-sqlite3';
+import { newId } from '../lib/ids.js';
+import type { NormalizedContact, NormalizedEvent, OutboundStatus } from '../providers/types.js';
+
+/**
+ * The ingest hot path: applies normalized events inside the caller's transaction with prepared
+ * statements (no query building per request). Each message: contact upsert, conversation
+ * find-or-create, message insert (deduped on channel + provider message id), outbox row.
+ */
+
+export interface IngestChannel {
+  id: string;
+  conversationType: string;
+  chatbotId: string | null;
+}
+
+export interface ApplyOutcome {
+  stored: number;
+  duplicates: number;
+  statuses: number;
+  ignored: number;
+  /** Conversations created in `queued` (each gets a dispatch outbox row). */
+  queued: number;
+}
+
+/** Which outbound statuses may follow which: forward only, never back. */
+const forward: Record<string, readonly OutboundStatus[]> = {
+  pending: ['sent', 'delivered', 'read', 'failed'],
+  sent: ['delivered', 'read', 'failed'],
+  delivered: ['read'],
+  read: [],
+  failed: [],
+};
+
+export function canAdvance(from: string, to: OutboundStatus): boolean {
+  return forward[from]?.includes(to) ?? false;
+}
+
+export function createIngestStore(sqlite: Database.Database) {
+  const s = {
+    messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
+    contactByProviderId: sqlite.prepare(
+      'SELECT id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?',
+    ),
+    contactByPhone: sqlite.prepare(
+      'SELECT id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1',
+    ),
+    insertContact: sqlite.prepare(
+      `INSERT INTO contacts (id, channel_id, provider_contact_id, name, phone, username, reachable, last_inbound_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+    ),
+    updateContact: sqlite.prepare(
+      `UPDATE contacts SET provider_contact_id = ?, name = ?, phone = ?, username = ?,
+         last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
+         updated_at = ? WHERE id = ?`,
+    ),
+    setReachable: sqlite.prepare('UPDATE contacts SET reachable = ?, updated_at = ? WHERE id = ?'),
+    latestConversation: sqlite.prepare(
+      'SELECT id, state, agent_id FROM conversations WHERE contact_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1',
+    ),
+    insertConversation: sqlite.prepare(
+      `INSERT INTO conversations (id, channel_id, contact_id, type, state, queue_rank, enqueued_at, offer_seq, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)`,
+    ),
+    touchConversation: sqlite.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?'),
+    insertHistory: sqlite.prepare(
+      'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    insertMessage: sqlite.prepare(
+      `INSERT INTO messages (id, channel_id, conversation_id, direction, kind, text, details, provider_message_id, status, sent_at, created_at, updated_at)
+       VALUES (?, ?, ?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?)`,
+    ),
+    outboundByProviderId: sqlite.prepare(
+      "SELECT id, status FROM messages WHERE channel_id = ? AND provider_message_id = ? AND direction = 'out'",
+    ),
+    updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
+    insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
+    insertInboundEvent: sqlite.prepare(
+      'INSERT OR IGNORE INTO inbound_events (channel_id, dedupe_key, outcome, reason, received_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+  };
+
+  function upsertContact(channelId: string, c: NormalizedContact, inboundAt: number | null, now: number) {
+    type Row = { id: string; name: string | null; phone: string | null; username: string | null; reachable: number };
+    let row = s.contactByProviderId.get(channelId, c.providerContactId) as Row | undefined;
+    // A contact first seen by phone and now by a business-scoped id (or the reverse) stays one contact.
+    if (!row && c.phone) row = s.contactByPhone.get(channelId, c.phone) as Row | undefined;
+    if (!row) {
+      const id = newId('ct');
+      s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
+      return { id, reachable: true };
+    }
+    s.updateContact.run(
+      c.providerContactId,
+      c.name ?? row.name,
+      c.phone ?? row.phone,
+      c.username ?? row.username,
+      inboundAt,
+      inboundAt,
+      now,
+      row.id,
+    );
+    return { id: row.id, reachable: row.reachable === 1 };
+  }
+
+  function addOutbox(kind: string, payload: unknown, now: number): void {
+    s.insertOutbox.run(kind, JSON.stringify(payload), now);
+  }
+
+  return {
+    /** Records a whole-delivery dedupe key; false when it was seen before (a duplicate). */
+    claimDedupeKey(channelId: string, key: string, now: number): boolean {
+      return s.insertInboundEvent.run(channelId, key, 'processed', null, now).changes === 1;
+    },
+
+    recordIgnored(channelId: string, reason: string, now: number): void {
+      s.insertInboundEvent.run(channelId, null, 'ignored', reason.slice(0, 500), now);
+    },
+
+    /** Applies one event to `channel`; the caller holds the transaction. */
+    apply(channel: IngestChannel, ev: NormalizedEvent, now: number, out: ApplyOutcome): void {
+      switch (ev.type) {
+        case 'message': {
+          if (s.messageExists.get(channel.id, ev.providerMessageId)) {
+            out.duplicates++;
+            return;
+          }
+          const contact = upsertContact(channel.id, ev.contact, now, now);
+          if (!contact.reachable) s.setReachable.run(1, now, contact.id); // they wrote to us: reachable again
+          const latest = s.latestConversation.get(contact.id) as { id: string; state: string; agent_id: string | null } | undefined;
+          let conversationId: string;
+          if (latest && latest.state !== 'closed') {
+            conversationId = latest.id;
+            s.touchConversation.run(now, conversationId);
+            if (latest.agent_id && (latest.state === 'active' || latest.state === 'offered')) {
+              addOutbox('event', { agentId: latest.agent_id, event: 'message', data: { conversationId } }, now);
+            }
+          } else {
+            conversationId = newId('cv');
+            const state = channel.chatbotId ? 'bot' : 'queued';
+            s.insertConversation.run(conversationId, channel.id, contact.id, channel.conversationType, state, state === 'queued' ? now : null, now, now);
+            s.insertHistory.run(conversationId, null, state, null, 'inbound_message', now);
+            if (state === 'queued') {
+              addOutbox('dispatch', { channelId: channel.id }, now);
+              out.queued++;
+            }
+          }
+          s.insertMessage.run(
+            newId('msg'),
+            channel.id,
+            conversationId,
+            ev.kind,
+            ev.text,
+            ev.details ? JSON.stringify(ev.details) : null,
+            ev.providerMessageId,
+            ev.sentAt || null,
+            now,
+            now,
+          );
+          out.stored++;
+          return;
+        }
+        case 'status': {
+          const msg = s.outboundByProviderId.get(channel.id, ev.providerMessageId) as { id: string; status: string } | undefined;
+          // Unknown ids (another system's sends, or purged rows) are ignored; statuses only move forward.
+          if (msg && canAdvance(msg.status, ev.status)) {
+            s.updateMessageStatus.run(ev.status, ev.errorCode ?? null, now, msg.id);
+          }
+          out.statuses++;
+          return;
+        }
+        case 'reachability': {
+          const contact = upsertContact(channel.id, ev.contact, null, now);
+          s.setReachable.run(ev.reachable ? 1 : 0, now, contact.id);
+          out.statuses++;
+          return;
+        }
+        case 'ignored':
+          s.insertInboundEvent.run(channel.id, null, 'ignored', ev.reason.slice(0, 500), now);
+          out.ignored++;
+          return;
+      }
+    },
+  };
+}
+
+export type IngestStore = ReturnType<typeof createIngestStore>;

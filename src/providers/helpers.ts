@@ -1,0 +1,76 @@
+/**
+ * Shared glue for the providers' `normalize()` functions: zod → SchemaError, and small pure
+ * helpers. Web-standard only (no `node:` imports).
+ */
+import type { ZodType, output } from 'zod';
+import { SchemaError } from './types.js';
+
+/**
+ * Optional context a caller may pass to `normalize()`. Some deliveries carry no timestamp of their
+ * own (Telegram callback queries, WAHA acks, api messages without `timestamp`); they use
+ * `receivedAt` (unix ms), or 0 when it is not given. Keeps normalize pure: the clock is an argument.
+ */
+export interface NormalizeOptions {
+  receivedAt?: number | undefined;
+}
+
+export type PathSegment = string | number;
+
+/**
+ * Parses `payload` with `schema`, or throws SchemaError naming the first issue's field as a dotted
+ * path (`prefix` is prepended, for sub-objects parsed on their own).
+ */
+export function parseOrThrow<S extends ZodType>(
+  schema: S,
+  payload: unknown,
+  prefix: readonly PathSegment[] = [],
+): output<S> {
+  const result = schema.safeParse(payload);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const segments = [...prefix, ...(issue?.path ?? [])].map((s) => (typeof s === 'symbol' ? s.description ?? '' : String(s)));
+  throw new SchemaError(segments.join('.') || '(body)', issue?.message ?? 'Invalid input');
+}
+
+/** A copy of `obj` without the keys whose value is `undefined` (keeps `details` tidy). */
+export function compact<T extends Record<string, unknown>>(obj: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(obj) as (keyof T)[]) {
+    if (obj[key] !== undefined) out[key] = obj[key];
+  }
+  return out;
+}
+
+/** The digits of `value` when it is a phone-like string (digits only, 5–15 of them as E.164 allows), else undefined. */
+export function phoneDigits(value: string | undefined | null): string | undefined {
+  if (value == null) return undefined;
+  return /^\d{5,15}$/.test(value) ? value : undefined;
+}
+
+/** `value` stripped of everything but digits; undefined when nothing is left. */
+export function stripToDigits(value: string | undefined | null): string | undefined {
+  if (value == null) return undefined;
+  const digits = value.replace(/\D+/g, '');
+  return digits.length > 0 ? digits : undefined;
+}
+
+/** Non-empty trimmed string or undefined. */
+export function nonEmpty(value: string | undefined | null): string | undefined {
+  if (value == null) return undefined;
+  const t = value.trim();
+  return t.length > 0 ? t : undefined;
+}
+
+/** Joins the non-empty parts with a space; undefined when none. */
+export function joinName(...parts: (string | undefined | null)[]): string | undefined {
+  return nonEmpty(parts.filter((p): p is string => typeof p === 'string' && p.trim() !== '').join(' '));
+}
+
+/** The media kind for a MIME type: image/video/audio by prefix, anything else a document. */
+export function kindFromMime(mime: string | undefined | null): 'image' | 'video' | 'audio' | 'document' {
+  const m = (mime ?? '').toLowerCase();
+  if (m.startsWith('image/')) return 'image';
+  if (m.startsWith('video/')) return 'video';
+  if (m.startsWith('audio/')) return 'audio';
+  return 'document';
+}

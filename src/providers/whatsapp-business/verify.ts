@@ -1,0 +1,44 @@
+/**
+ * WhatsApp Business Platform (Meta Cloud API) webhook verification.
+ *
+ * Header:    `X-Hub-Signature-256: sha256=<hex>`
+ * Algorithm: HMAC-SHA256 over the raw body bytes (as sent: non-ASCII is `\uXXXX`-escaped by Meta,
+ *            so re-serialised JSON would not match), keyed with the App Secret.
+ * Replay:    none; Meta signs no timestamp. Deliveries are deduped on message/status ids.
+ * Handshake: GET `hub.mode=subscribe&hub.verify_token=…&hub.challenge=…` → echo the challenge.
+ * Docs:      https://developers.facebook.com/docs/graph-api/webhooks/getting-started
+ */
+import { hexToBytes, safeEqual, verifyHmac } from '../../lib/crypto.js';
+import type { VerifyInput, VerifyResult } from '../types.js';
+
+export const signatureHeader = 'X-Hub-Signature-256';
+
+/** Checks `X-Hub-Signature-256` against HMAC-SHA256(rawBody, appSecret). Never throws. */
+export async function verifyWhatsAppBusiness(input: VerifyInput, cfg: { appSecret: string }): Promise<VerifyResult> {
+  if (!cfg.appSecret) return { ok: false, reason: 'no app secret configured' };
+  const header = input.headers.get(signatureHeader);
+  if (header === null) return { ok: false, reason: `missing ${signatureHeader}` };
+  const match = /^sha256=([0-9a-fA-F]{64})$/.exec(header.trim());
+  const mac = match?.[1] === undefined ? null : hexToBytes(match[1]);
+  if (mac === null) return { ok: false, reason: `malformed ${signatureHeader}` };
+  try {
+    const ok = await verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac);
+    return ok ? { ok: true } : { ok: false, reason: 'signature mismatch' };
+  } catch {
+    return { ok: false, reason: 'signature check failed' };
+  }
+}
+
+export type HandshakeResult = { ok: true; challenge: string } | { ok: false };
+
+/**
+ * The GET subscription handshake: `hub.mode=subscribe` and a `hub.verify_token` equal (constant
+ * time) to the channel's verify token → the raw `hub.challenge`, to be answered as text/plain 200.
+ */
+export async function verifyHandshake(params: URLSearchParams, verifyToken: string): Promise<HandshakeResult> {
+  const mode = params.get('hub.mode');
+  const token = params.get('hub.verify_token');
+  const challenge = params.get('hub.challenge');
+  if (mode !== 'subscribe' || token === null || challenge === null || !verifyToken) return { ok: false };
+  return (await safeEqual(token, verifyToken)) ? { ok: true, challenge } : { ok: false };
+}

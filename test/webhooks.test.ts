@@ -1,0 +1,398 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bytesToHex, hmac } from '../src/lib/crypto.js';
+import { signStandardWebhook } from '../src/providers/api/sign.js';
+import { channelBody, createHarness, json, type Harness } from './harness.js';
+
+let h: Harness;
+beforeEach(() => {
+  h = createHarness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const APP_SECRET = 'app-secret-abc123';
+const enc = new TextEncoder();
+
+async function wabaChannel(phoneNumberId = '106540352242922', extra: Record<string, unknown> = {}) {
+  const res = await h.api(
+    'POST',
+    '/api/channels',
+    channelBody({
+      messenger: { provider: 'whatsapp_business', phoneNumberId, accessToken: 'tok', appSecret: APP_SECRET, verifyToken: 'verify-me' },
+      ...extra,
+    }),
+  );
+  expect(res.status).toBe(201);
+  return json(res);
+}
+
+function keyOf(ch: { webhookUrl: string }): string {
+  return new URL(ch.webhookUrl).pathname;
+}
+
+async function postWaba(ch: { webhookUrl: string }, body: string, secret = APP_SECRET, headers: Record<string, string> = {}) {
+  const sig = bytesToHex(await hmac('SHA-256', secret, enc.encode(body)));
+  return h.app.request(keyOf(ch), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${sig}`, ...headers },
+    body,
+  });
+}
+
+function wabaText(opts: { id: string; from?: string; body?: string; phoneNumberId?: string; name?: string }) {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '102290129340398',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550001111', phone_number_id: opts.phoneNumberId ?? '106540352242922' },
+              contacts: [{ profile: { name: opts.name ?? 'Ana' }, wa_id: opts.from ?? '4915112345678' }],
+              messages: [
+                { from: opts.from ?? '4915112345678', id: opts.id, timestamp: '1767225600', type: 'text', text: { body: opts.body ?? 'Is my order shipped?' } },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+function wabaStatus(id: string, status: string, phoneNumberId = '106540352242922') {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '1',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550001111', phone_number_id: phoneNumberId },
+              statuses: [{ id, status, timestamp: '1767225700', recipient_id: '4915112345678' }],
+            },
+          },
+        ],
+      },
+    ],
+  });
+}
+
+async function conversationsOf(channelId: string) {
+  return (await json(await h.api('GET', `/api/conversations?channelId=${channelId}`))).data as Array<Record<string, any>>;
+}
+
+function count(table: string): number {
+  return (h.deps.db.$client.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number) ?? 0;
+}
+
+describe('WhatsApp Business webhooks', () => {
+  it('answers the verification handshake with the raw challenge, 403 on a wrong token', async () => {
+    const ch = await wabaChannel();
+    const ok = await h.app.request(`${keyOf(ch)}?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=verify-me`);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe('1158201444');
+    const bad = await h.app.request(`${keyOf(ch)}?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope`);
+    expect(bad.status).toBe(403);
+    expect((await h.app.request('/webhooks/unknown-key-000000000?hub.mode=subscribe')).status).toBe(404);
+  });
+
+  it('stores contact, conversation (channel type, queued), message and an outbox row; duplicates change nothing', async () => {
+    const ch = await wabaChannel('106540352242922', { conversationType: 'social' });
+    const body = wabaText({ id: 'wamid.AAA1', body: 'Grüße 😀' });
+    const res = await postWaba(ch, body);
+    expect(res.status).toBe(200);
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    expect(convs[0]).toMatchObject({ channelId: ch.id, type: 'social', state: 'queued', agentId: null });
+    const msgs = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data;
+    expect(msgs).toEqual([
+      expect.objectContaining({ direction: 'in', kind: 'text', text: 'Grüße 😀', providerMessageId: 'wamid.AAA1', status: 'received' }),
+    ]);
+    const contact = await json(await h.api('GET', `/api/contacts/${convs[0]!.contactId}`));
+    expect(contact).toMatchObject({ name: 'Ana', phone: '4915112345678', reachable: true });
+    expect(count('outbox') + ((await h.deps.queues.acd.getJobCounts('waiting')).waiting ?? 0)).toBeGreaterThan(0);
+
+    const before = { messages: count('messages'), conversations: count('conversations'), contacts: count('contacts') };
+    const dup = await postWaba(ch, body);
+    expect(dup.status).toBe(200);
+    expect({ messages: count('messages'), conversations: count('conversations'), contacts: count('contacts') }).toEqual(before);
+  });
+
+  it('verifies the raw bytes: a body with escaped non-ASCII verifies as sent', async () => {
+    const ch = await wabaChannel();
+    const escaped = wabaText({ id: 'wamid.ESC', body: 'x' }).replace('"body":"x"', '"body":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"');
+    const res = await postWaba(ch, escaped);
+    expect(res.status).toBe(200);
+    const convs = await conversationsOf(ch.id);
+    const msgs = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data;
+    expect(msgs[0].text).toBe('Grüße 😀');
+  });
+
+  it('joins the open conversation and starts a new one after it is closed', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.1' }));
+    await postWaba(ch, wabaText({ id: 'wamid.2', name: 'Ana K.' }));
+    let convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    expect((await json(await h.api('GET', `/api/contacts/${convs[0]!.contactId}`))).name).toBe('Ana K.');
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    await postWaba(ch, wabaText({ id: 'wamid.3' }));
+    convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(2);
+    expect(convs[0]).toMatchObject({ state: 'queued' });
+    expect(convs[0]!.contactId).toBe(convs[1]!.contactId);
+  });
+
+  it('starts conversations in the bot state when the channel has a chatbot', async () => {
+    const bot = await json(await h.api('POST', '/api/chatbots', { name: 'Greeter', url: 'https://bot.example/hook' }));
+    const ch = await wabaChannel('106540352242922', { chatbotId: bot.id });
+    await postWaba(ch, wabaText({ id: 'wamid.B1' }));
+    expect((await conversationsOf(ch.id))[0]).toMatchObject({ state: 'bot' });
+  });
+
+  it('routes each change by phone number id to the channel of that number (same app secret)', async () => {
+    const a = await wabaChannel('1001');
+    const b = await wabaChannel('1002');
+    const other = await wabaChannel('1003');
+    h.deps.db.$client.prepare("UPDATE channels SET messenger = json_set(messenger, '$.appSecret', 'different') WHERE id = ?").run(other.id);
+    const payload = JSON.parse(wabaText({ id: 'wamid.R1', phoneNumberId: '1002' }));
+    payload.entry[0].changes.push(JSON.parse(wabaText({ id: 'wamid.R2', phoneNumberId: '1003' })).entry[0].changes[0]);
+    payload.entry[0].changes.push(JSON.parse(wabaText({ id: 'wamid.R3', phoneNumberId: '9999' })).entry[0].changes[0]);
+    const res = await postWaba(a, JSON.stringify(payload));
+    expect(res.status).toBe(200);
+    expect(await conversationsOf(a.id)).toHaveLength(0);
+    expect(await conversationsOf(b.id)).toHaveLength(1);
+    expect(await conversationsOf(other.id)).toHaveLength(0);
+    expect(count("inbound_events WHERE outcome = 'ignored'")).toBe(2);
+  });
+
+  it('moves outbound statuses forward only and ignores unknown ids', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.IN' }));
+    const conv = (await conversationsOf(ch.id))[0]!;
+    const now = Date.now();
+    h.deps.db.$client
+      .prepare(
+        "INSERT INTO messages (id, channel_id, conversation_id, direction, kind, text, provider_message_id, status, created_at, updated_at) VALUES ('msg_out1', ?, ?, 'out', 'text', 'hi', 'wamid.OUT', 'sent', ?, ?)",
+      )
+      .run(ch.id, conv.id, now, now);
+    const status = () => h.deps.db.$client.prepare("SELECT status FROM messages WHERE id = 'msg_out1'").pluck().get();
+    expect((await postWaba(ch, wabaStatus('wamid.OUT', 'read'))).status).toBe(200);
+    expect(status()).toBe('read');
+    expect((await postWaba(ch, wabaStatus('wamid.OUT', 'delivered'))).status).toBe(200);
+    expect(status()).toBe('read');
+    expect((await postWaba(ch, wabaStatus('wamid.OUT', 'sent'))).status).toBe(200);
+    expect(status()).toBe('read');
+    expect((await postWaba(ch, wabaStatus('wamid.UNKNOWN', 'delivered'))).status).toBe(200);
+  });
+
+  it.each([
+    ['missing signature', async (ch: any, body: string) => h.app.request(keyOf(ch), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }), 401],
+    ['wrong secret', async (ch: any, body: string) => postWaba(ch, body, 'wrong-secret'), 401],
+    ['garbled signature', async (ch: any, body: string) => postWaba(ch, body, APP_SECRET, { 'X-Hub-Signature-256': 'sha256=zz' }), 401],
+  ])('refuses a %s with %s and stores nothing', async (_n, send, status) => {
+    const ch = await wabaChannel();
+    const res = await send(ch, wabaText({ id: 'wamid.X' }));
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(count('messages') + count('contacts') + count('conversations') + count('inbound_events')).toBe(0);
+  });
+
+  it.each([
+    ['malformed JSON', '{"object":"whatsapp_business_account",', 'invalid_json', undefined],
+    ['wrong object', JSON.stringify({ object: 'page', entry: [] }), 'validation_failed', 'object'],
+    ['message without id', wabaText({ id: 'x' }).replace('"id":"x",', ''), 'validation_failed', 'entry.0.changes.0.value.messages.0.id'],
+  ])('answers %s with 400 naming the field and stores nothing', async (_n, body, code, field) => {
+    const ch = await wabaChannel();
+    const res = await postWaba(ch, body);
+    expect(res.status).toBe(400);
+    const p = await json(res);
+    expect(p.code).toBe(code);
+    if (field) expect(p.field).toBe(field);
+    expect(count('messages') + count('contacts') + count('inbound_events')).toBe(0);
+  });
+
+  it('answers 404 for an unknown key and 413 for a body over 1 MiB, even without Content-Length', async () => {
+    expect((await h.app.request('/webhooks/nope-nope-nope-nope', { method: 'POST', body: '{}' })).status).toBe(404);
+    const ch = await wabaChannel();
+    const big = JSON.stringify({ object: 'whatsapp_business_account', entry: [], pad: 'x'.repeat(1024 * 1024) });
+    expect((await postWaba(ch, big)).status).toBe(413);
+    const chunks = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 20; i++) controller.enqueue(new Uint8Array(64 * 1024).fill(32));
+        controller.close();
+      },
+    });
+    const streamed = await h.app.request(keyOf(ch), { method: 'POST', body: chunks, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(count('messages')).toBe(0);
+  });
+
+  it('records events it does not handle as ignored and answers 200', async () => {
+    const ch = await wabaChannel();
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: '1', changes: [{ field: 'message_template_status_update', value: { event: 'APPROVED' } }] }],
+    });
+    const res = await postWaba(ch, body);
+    expect(res.status).toBe(200);
+    expect(count("inbound_events WHERE outcome = 'ignored'")).toBe(1);
+    expect(count('messages')).toBe(0);
+  });
+});
+
+describe('Telegram webhooks', () => {
+  async function tgChannel() {
+    return json(
+      await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012', secretToken: 'tg-secret_1' } })),
+    );
+  }
+  const post = (ch: any, body: unknown, secret = 'tg-secret_1') =>
+    h.app.request(keyOf(ch), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(secret ? { 'X-Telegram-Bot-Api-Secret-Token': secret } : {}) },
+      body: JSON.stringify(body),
+    });
+  const update = (updateId: number, text: string, messageId = updateId) => ({
+    update_id: updateId,
+    message: { message_id: messageId, from: { id: 777, is_bot: false, first_name: 'Ana', username: 'ana_k' }, chat: { id: 777, type: 'private', first_name: 'Ana', username: 'ana_k' }, date: 1767225600, text },
+  });
+
+  it('stores messages, dedupes on update_id, and refuses a wrong secret token', async () => {
+    const ch = await tgChannel();
+    expect((await post(ch, update(100, '/start order-4711'))).status).toBe(200);
+    expect((await post(ch, update(100, '/start order-4711'))).status).toBe(200);
+    expect((await post(ch, update(101, 'hello?'))).status).toBe(200);
+    expect((await post(ch, update(102, 'x'), 'wrong'))).toHaveProperty('status', 401);
+    expect((await post(ch, update(103, 'x'), ''))).toHaveProperty('status', 401);
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    const msgs = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data;
+    expect(msgs.map((m: any) => m.text)).toEqual(['/start order-4711', 'hello?']);
+    const contact = await json(await h.api('GET', `/api/contacts/${convs[0]!.contactId}`));
+    expect(contact).toMatchObject({ providerContactId: '777', username: 'ana_k', name: 'Ana' });
+  });
+
+  it('marks a contact unreachable when the bot is blocked and reachable when unblocked', async () => {
+    const ch = await tgChannel();
+    await post(ch, update(1, 'hi'));
+    const member = (id: number, status: string) => ({
+      update_id: id,
+      my_chat_member: {
+        chat: { id: 777, type: 'private', first_name: 'Ana' },
+        from: { id: 777, is_bot: false, first_name: 'Ana' },
+        date: 1767225700,
+        old_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: status === 'kicked' ? 'member' : 'kicked' },
+        new_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status },
+      },
+    });
+    const contactId = (await conversationsOf(ch.id))[0]!.contactId;
+    expect((await post(ch, member(2, 'kicked'))).status).toBe(200);
+    expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(false);
+    expect((await post(ch, member(3, 'member'))).status).toBe(200);
+    expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(true);
+  });
+
+  it('records unknown update kinds as ignored', async () => {
+    const ch = await tgChannel();
+    expect((await post(ch, { update_id: 9, new_update_kind: { x: 1 } })).status).toBe(200);
+    expect(count("inbound_events WHERE outcome = 'ignored'")).toBe(1);
+  });
+});
+
+describe('WAHA webhooks', () => {
+  async function wahaChannel() {
+    return json(
+      await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'whatsapp', baseUrl: 'http://127.0.0.1:1', session: 'default', apiKey: 'waha-key', hmacKey: 'my-secret-key' } })),
+    );
+  }
+  async function post(ch: any, body: unknown, key = 'my-secret-key') {
+    const raw = JSON.stringify(body);
+    const sig = bytesToHex(await hmac('SHA-512', key, enc.encode(raw)));
+    return h.app.request(keyOf(ch), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Webhook-Hmac': sig, 'X-Webhook-Hmac-Algorithm': 'sha512' },
+      body: raw,
+    });
+  }
+  const msg = (id: string, fromMe = false) => ({
+    event: 'message',
+    session: 'default',
+    engine: 'NOWEB',
+    payload: { id, timestamp: 1767225600, from: '4915112345678@c.us', fromMe, to: '4930111111@c.us', body: 'Hi', hasMedia: false },
+  });
+
+  it('stores incoming messages, ignores fromMe, and applies acks to outbound messages', async () => {
+    const ch = await wahaChannel();
+    expect((await post(ch, msg('false_4915112345678@c.us_3EB0A'))).status).toBe(200);
+    expect((await post(ch, msg('true_4915112345678@c.us_3EB0B', true))).status).toBe(200);
+    expect(count('messages')).toBe(1);
+    const conv = (await conversationsOf(ch.id))[0]!;
+    expect((await json(await h.api('GET', `/api/contacts/${conv.contactId}`))).phone).toBe('4915112345678');
+    const now = Date.now();
+    h.deps.db.$client
+      .prepare(
+        "INSERT INTO messages (id, channel_id, conversation_id, direction, kind, text, provider_message_id, status, created_at, updated_at) VALUES ('msg_o', ?, ?, 'out', 'text', 'yo', 'true_4915112345678@c.us_OUT', 'sent', ?, ?)",
+      )
+      .run(ch.id, conv.id, now, now);
+    const ack = { event: 'message.ack', session: 'default', payload: { id: 'true_4915112345678@c.us_OUT', from: '4915112345678@c.us', fromMe: true, ack: 2, ackName: 'DEVICE' } };
+    expect((await post(ch, ack)).status).toBe(200);
+    expect(h.deps.db.$client.prepare("SELECT status FROM messages WHERE id = 'msg_o'").pluck().get()).toBe('delivered');
+    expect((await post(ch, msg('false_x_1'), 'wrong-key')).status).toBe(401);
+  });
+});
+
+describe('api channel webhooks', () => {
+  it('verifies Standard Webhooks signatures with a 5-minute window and dedupes on message id', async () => {
+    const created = await json(
+      await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'api', callbackUrl: 'https://crm.example/hook' }, writeFirst: { enabled: false, channelId: null } })),
+    );
+    const secret = created.messenger.secret as string;
+    const body = JSON.stringify({ type: 'message.received', data: { contact: { id: 'crm-42', name: 'Iryna', phone: '+380501234567' }, message: { id: 'ext-1001', text: 'Where is my order?' } } });
+    const send = async (tsSec: number, id = 'evt_1', sec = secret) =>
+      h.app.request(keyOf(created), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(tsSec), 'webhook-signature': await signStandardWebhook(sec, id, tsSec, body) },
+        body,
+      });
+    const nowSec = Math.floor(h.clock.now() / 1000);
+    expect((await send(nowSec - 301)).status).toBe(401);
+    expect((await send(nowSec + 301)).status).toBe(401);
+    expect((await send(nowSec, 'evt_1', 'whsec_' + btoa('another-secret-another-secret'))).status).toBe(401);
+    expect(count('messages')).toBe(0);
+    expect((await send(nowSec)).status).toBe(200);
+    expect((await send(nowSec - 10, 'evt_2')).status).toBe(200);
+    expect(count('messages')).toBe(1);
+    const conv = (await conversationsOf(created.id))[0]!;
+    expect(await json(await h.api('GET', `/api/contacts/${conv.contactId}`))).toMatchObject({ providerContactId: 'crm-42', phone: '380501234567' });
+  });
+});
+
+describe('read API', () => {
+  it('paginates conversations newest first and filters by state', async () => {
+    const ch = await wabaChannel();
+    for (let i = 0; i < 5; i++) {
+      await postWaba(ch, wabaText({ id: `wamid.P${i}`, from: `49151000000${i}` }));
+    }
+    const first = await json(await h.api('GET', `/api/conversations?channelId=${ch.id}&limit=2`));
+    expect(first.data).toHaveLength(2);
+    const second = await json(await h.api('GET', `/api/conversations?channelId=${ch.id}&limit=2&cursor=${first.nextCursor}`));
+    const third = await json(await h.api('GET', `/api/conversations?channelId=${ch.id}&limit=2&cursor=${second.nextCursor}`));
+    expect(third.nextCursor).toBeNull();
+    const ids = [...first.data, ...second.data, ...third.data].map((c: any) => c.id);
+    expect(new Set(ids).size).toBe(5);
+    expect((await json(await h.api('GET', `/api/conversations?state=closed`))).data).toHaveLength(0);
+    const bad = await h.api('GET', '/api/conversations?state=weird');
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).field).toBe('state');
+    expect((await h.api('GET', '/api/conversations', undefined, null)).status).toBe(401);
+  });
+});
