@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../src/lib/clock.js';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { signStandardWebhook } from '../src/providers/api/sign.js';
 import { channelBody, createHarness, json, type Harness } from './harness.js';
@@ -144,6 +145,7 @@ describe('WhatsApp Business webhooks', () => {
     expect(convs).toHaveLength(1);
     expect((await json(await h.api('GET', `/api/contacts/${convs[0]!.contactId}`))).name).toBe('Ana K.');
     h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    (h.clock as FakeClock).advance(1_000);
     await postWaba(ch, wabaText({ id: 'wamid.3' }));
     convs = await conversationsOf(ch.id);
     expect(convs).toHaveLength(2);
