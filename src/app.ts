@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Deps } from './deps.js';
 import { AppError, toProblem, type ErrorCode } from './errors.js';
 import { accessLog, requestId } from './http/middleware.js';
+import { registerAcd } from './http/routes/acd.js';
 import { registerAgents } from './http/routes/agents.js';
 import { registerCatalog } from './http/routes/catalog.js';
 import { registerChannels } from './http/routes/channels.js';
@@ -28,6 +29,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   registerChannels(app);
   registerWebhooks(app);
   registerConversations(app);
+  registerAcd(app);
 
   app.notFound((c) => problem(c.get('requestId'), new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { createAcdService } from './acd/service.js';
 import { createAgentService } from './agents/service.js';
 import { createCatalogService } from './channels/catalog-service.js';
 import { createChannelService } from './channels/service.js';
@@ -12,6 +13,7 @@ import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './log.js';
+import { createAgentEventHub, type AgentEventHub } from './queue/agent-events.js';
 import { QUEUE_ACD, QUEUE_DELIVERIES } from './queue/names.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/relay.js';
 import type { ServiceContext } from './services.js';
@@ -28,6 +30,8 @@ export interface Deps {
   redis: Redis;
   queues: { acd: Queue; deliveries: Queue };
   relay: OutboxRelay;
+  /** Agent events (offers, timeouts…) from every process, for SSE streams. */
+  events: AgentEventHub;
   services: ReturnType<typeof buildServices>;
   checkReadiness(): Promise<Record<'sqlite' | 'redis', 'ok' | string>>;
 }
@@ -45,6 +49,7 @@ function buildServices(ctx: ServiceContext) {
     channels: createChannelService(ctx),
     ingest: createIngestService(ctx),
     conversations: createConversationService(ctx),
+    acd: createAcdService(ctx),
   };
 }
 
@@ -109,6 +114,11 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     redis,
     queues,
     relay,
+    events: createAgentEventHub({
+      connect: () => createRedis(config.redisUrl, { failFast: false }),
+      prefix: config.queuePrefix,
+      log,
+    }),
     services: buildServices(ctx),
     async checkReadiness() {
       const result: Record<'sqlite' | 'redis', string> = { sqlite: 'ok', redis: 'ok' };
@@ -132,6 +142,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
 
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.relay.stop();
+  await deps.events.close();
   await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
   deps.redis.disconnect();
   deps.db.$client.close();

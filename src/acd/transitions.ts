@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { agents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
+import { agents, channelAgents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 
 /**
@@ -31,6 +31,20 @@ export function adjustAgentLoad(tx: Tx, agentId: string, delta: number, now: num
     .set({ load: sql`max(0, ${agents.load} + ${delta})`, updatedAt: now })
     .where(eq(agents.id, agentId))
     .run();
+}
+
+/**
+ * Capacity freed on an agent: dispatch the conversation's channel and every channel the agent
+ * serves (its load counts across channels).
+ */
+export function dispatchAfterRelease(tx: Tx, channelId: string, agentId: string | null, now: number): void {
+  const ids = new Set([channelId]);
+  if (agentId) {
+    for (const r of tx.select({ id: channelAgents.channelId }).from(channelAgents).where(eq(channelAgents.agentId, agentId)).all()) {
+      ids.add(r.id);
+    }
+  }
+  addToOutbox(tx, now, [...ids].map((id) => ({ kind: 'dispatch' as const, payload: { channelId: id } })));
 }
 
 export function agentEvent(agentId: string, event: string, data: Record<string, unknown>): OutboxItem {
@@ -66,7 +80,7 @@ export function returnToFront(tx: Tx, conv: HeldConversation, reason: string, no
   if (res.changes !== 1) return false;
   if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
   recordHistory(tx, { conversationId: conv.id, from: 'offered', to: 'queued', agentId: conv.agentId, reason, at: now });
-  addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: conv.channelId } }]);
+  dispatchAfterRelease(tx, conv.channelId, conv.agentId, now);
   return true;
 }
 
@@ -90,6 +104,6 @@ export function closeHeld(
   if (res.changes !== 1) return false;
   if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
   recordHistory(tx, { conversationId: conv.id, from, to: 'closed', agentId: conv.agentId, reason, at: now });
-  addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: conv.channelId } }]);
+  dispatchAfterRelease(tx, conv.channelId, conv.agentId, now);
   return true;
 }

@@ -100,7 +100,7 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
           const p = item.payload;
           acdJobs.push({
             name: p.job === 'expire-offer' ? JOB_OFFER_TIMEOUT : JOB_WRAPUP_TIMEOUT,
-            data: { conversationId: p.conversationId, seq: p.seq },
+            data: { conversationId: p.conversationId, seq: p.seq, runAt: p.runAt },
             opts: {
               jobId: `${p.job}-${p.conversationId}-${p.seq}`,
               delay: Math.max(0, p.runAt - now),

@@ -1,12 +1,18 @@
+import type { Worker } from 'bullmq';
+import { createAcdWorker } from '../acd/worker.js';
 import type { Deps } from '../deps.js';
 
-/** The BullMQ workers this process runs. */
+/** The BullMQ workers this process runs. Each worker gets its own blocking Redis connection. */
 export interface Workers {
   close(): Promise<void>;
 }
 
-export function startWorkers(_deps: Deps): Workers {
+export function startWorkers(deps: Deps): Workers {
+  const workers: Worker[] = [createAcdWorker(deps)];
   return {
-    async close() {},
+    async close() {
+      // Worker.close() waits for the jobs in progress to finish.
+      await Promise.all(workers.map((w) => w.close()));
+    },
   };
 }

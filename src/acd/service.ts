@@ -1,0 +1,346 @@
+import { and, eq } from 'drizzle-orm';
+import { agents, channelCompletionCodes, conversationDeclines, conversations } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
+import type { ServiceContext } from '../services.js';
+import { agentEvent, closeHeld, recordHistory, returnToFront, type Tx } from './transitions.js';
+
+/**
+ * Automatic distribution (DESIGN.md §2). Every decision runs in one IMMEDIATE transaction, so it
+ * reads and writes with the database's write lock held: two workers, or two processes on one
+ * database file, serialize here and can never give an agent more than the rules allow. Each
+ * assignment is a compare-and-set on the conversation (state = queued), and eligibility (load,
+ * per-channel count) is re-read inside the same transaction.
+ */
+
+export interface Actor {
+  /** The acting agent, or null for the admin acting on the agent's behalf. */
+  agentId: string | null;
+}
+
+export interface DispatchResult {
+  assigned: number;
+  /** True when the batch limit stopped the run: more may fit, run again. */
+  more: boolean;
+}
+
+type ConversationRow = typeof conversations.$inferSelect;
+
+const DISPATCH_BATCH = 100;
+
+export function createAcdService(ctx: ServiceContext) {
+  const { db, clock } = ctx;
+  const sqlite = db.$client;
+
+  // Prepared statements for the dispatch loop (the hot path); documented inline.
+  const q = {
+    channel: sqlite.prepare(
+      `SELECT id, utilization, auto_assign_limit, auto_answer, notification_timeout_sec
+       FROM channels WHERE id = ? AND deleted_at IS NULL`,
+    ),
+    channelAgentCount: sqlite.prepare('SELECT count(*) FROM channel_agents WHERE channel_id = ?').pluck(),
+    queued: sqlite.prepare(
+      `SELECT id, offer_seq FROM conversations WHERE channel_id = ? AND state = 'queued'
+       ORDER BY queue_rank, enqueued_at, rowid LIMIT ?`,
+    ),
+    declinedByChannelAgents: sqlite
+      .prepare(
+        `SELECT count(*) FROM conversation_declines d JOIN channel_agents ca ON ca.agent_id = d.agent_id AND ca.channel_id = ?
+         WHERE d.conversation_id = ?`,
+      )
+      .pluck(),
+    /**
+     * The eligible agent chosen per §2.1–2.2: in the channel's list, online, load + utilization
+     * ≤ 100, fewer than autoAssignLimit held conversations in this channel, not excluded by a
+     * decline (unless ignoreDeclines); longest idle first, then lowest load, then id.
+     * Named args: ch, util, lim, ignore (0/1: every channel agent declined), conv.
+     */
+    bestAgent: sqlite.prepare(
+      `SELECT a.id, a.load FROM channel_agents ca JOIN agents a ON a.id = ca.agent_id
+       WHERE ca.channel_id = @ch AND a.status = 'online' AND a.load + @util <= 100
+         AND (SELECT count(*) FROM conversations c
+              WHERE c.agent_id = a.id AND c.channel_id = @ch AND c.state IN ('offered', 'active', 'wrapup')) < @lim
+         AND (@ignore = 1 OR NOT EXISTS (SELECT 1 FROM conversation_declines d WHERE d.conversation_id = @conv AND d.agent_id = a.id))
+       ORDER BY coalesce(a.last_assigned_at, a.online_since, 0), a.load, a.id
+       LIMIT 1`,
+    ),
+    assign: sqlite.prepare(
+      `UPDATE conversations SET state = ?, agent_id = ?, utilization = ?, offer_seq = offer_seq + 1,
+         offer_expires_at = ?, updated_at = ? WHERE id = ? AND state = 'queued'`,
+    ),
+    chargeAgent: sqlite.prepare('UPDATE agents SET load = load + ?, last_assigned_at = ?, updated_at = ? WHERE id = ?'),
+    history: sqlite.prepare(
+      'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    outbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
+  };
+
+  function dispatchOnce(channelId: string, now: number): DispatchResult {
+    const ch = q.channel.get(channelId) as
+      | { id: string; utilization: number; auto_assign_limit: number; auto_answer: number; notification_timeout_sec: number | null }
+      | undefined;
+    if (!ch) return { assigned: 0, more: false };
+    const agentCount = q.channelAgentCount.get(channelId) as number;
+    if (agentCount === 0) return { assigned: 0, more: false };
+    const queued = q.queued.all(channelId, DISPATCH_BATCH) as Array<{ id: string; offer_seq: number }>;
+    const autoAnswer = ch.auto_answer === 1;
+    let assigned = 0;
+    for (const conv of queued) {
+      const declined = q.declinedByChannelAgents.get(channelId, conv.id) as number;
+      const ignoreDeclines = declined >= agentCount ? 1 : 0;
+      const args = { ch: channelId, util: ch.utilization, lim: ch.auto_assign_limit, ignore: ignoreDeclines, conv: conv.id };
+      const agent = q.bestAgent.get(args) as
+        | { id: string; load: number }
+        | undefined;
+      if (!agent) {
+        // Nobody fits this one. If nobody would fit any conversation, stop; else it was declines.
+        if (ignoreDeclines === 1 || !q.bestAgent.get({ ...args, ignore: 1 })) break;
+        continue;
+      }
+      const state = autoAnswer ? 'active' : 'offered';
+      const expiresAt = autoAnswer ? null : now + (ch.notification_timeout_sec ?? 30) * 1000;
+      if (q.assign.run(state, agent.id, ch.utilization, expiresAt, now, conv.id).changes !== 1) continue;
+      q.chargeAgent.run(ch.utilization, now, now, agent.id);
+      q.history.run(conv.id, 'queued', state, agent.id, autoAnswer ? 'auto_answer' : 'offer', now);
+      const seq = conv.offer_seq + 1;
+      if (autoAnswer) {
+        q.outbox.run('event', JSON.stringify({ agentId: agent.id, event: 'assigned', data: { conversationId: conv.id, channelId } }), now);
+      } else {
+        q.outbox.run(
+          'event',
+          JSON.stringify({ agentId: agent.id, event: 'offer', data: { conversationId: conv.id, channelId, expiresAt } }),
+          now,
+        );
+        q.outbox.run('timer', JSON.stringify({ job: 'expire-offer', conversationId: conv.id, seq, runAt: expiresAt }), now);
+      }
+      assigned++;
+    }
+    return { assigned, more: queued.length === DISPATCH_BATCH && assigned > 0 };
+  }
+
+  function loadConversation(tx: Tx, id: string): ConversationRow {
+    const row = tx.select().from(conversations).where(eq(conversations.id, id)).get();
+    if (!row) throw AppError.notFound(`Conversation ${id}`);
+    return row;
+  }
+
+  /** 403 unless the conversation is held by the acting agent (admin acts for whoever holds it). */
+  function assertHolder(conv: ConversationRow, actor: Actor): string {
+    if (actor.agentId !== null && conv.agentId !== actor.agentId) {
+      throw new AppError('forbidden', 'This conversation is not yours');
+    }
+    if (!conv.agentId) throw new AppError('conflict', `Conversation is ${conv.state}, not held by an agent`);
+    return conv.agentId;
+  }
+
+  function run<T>(fn: (tx: Tx, now: number) => T): T {
+    const now = clock.now();
+    const out = db.transaction((tx) => fn(tx, now), { behavior: 'immediate' });
+    ctx.notifyOutbox();
+    return out;
+  }
+
+  /** Takes the agent out of rotation after an unanswered offer (§2.4) and rescinds its other offers. */
+  function markNotResponding(tx: Tx, agentId: string, now: number): void {
+    const res = tx
+      .update(agents)
+      .set({ status: 'busy', substatus: 'not_responding', statusChangedAt: now, updatedAt: now })
+      .where(and(eq(agents.id, agentId), eq(agents.status, 'online')))
+      .run();
+    if (res.changes !== 1) return;
+    const others = tx
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
+      .all();
+    for (const other of others) {
+      if (returnToFront(tx, other, 'agent_left_online', now)) {
+        addToOutbox(tx, now, [agentEvent(agentId, 'offer-rescinded', { conversationId: other.id })]);
+      }
+    }
+    addToOutbox(tx, now, [agentEvent(agentId, 'status', { status: 'busy', substatus: 'not_responding' })]);
+  }
+
+  return {
+    /**
+     * Pairs queued conversations of the channel with eligible agents until none fits, in
+     * transactions of up to DISPATCH_BATCH conversations.
+     */
+    dispatch(channelId: string): DispatchResult {
+      let total = 0;
+      for (;;) {
+        const r = run((_tx, now) => dispatchOnce(channelId, now));
+        total += r.assigned;
+        if (!r.more) return { assigned: total, more: false };
+      }
+    },
+
+    accept(conversationId: string, actor: Actor) {
+      return run((tx, now) => {
+        const conv = loadConversation(tx, conversationId);
+        const agentId = assertHolderOrGone(conv, actor);
+        // Compare-and-set against the timeout: an accept at or after the deadline loses, even if
+        // the timer has not fired yet.
+        if (conv.state !== 'offered' || conv.offerExpiresAt === null || now >= conv.offerExpiresAt) {
+          throw new AppError('offer_gone', 'The offer is no longer available (timed out, rescinded or already answered)');
+        }
+        const res = tx
+          .update(conversations)
+          .set({ state: 'active', offerExpiresAt: null, updatedAt: now })
+          .where(and(eq(conversations.id, conv.id), eq(conversations.state, 'offered'), eq(conversations.offerSeq, conv.offerSeq)))
+          .run();
+        if (res.changes !== 1) throw new AppError('offer_gone', 'The offer is no longer available');
+        recordHistory(tx, { conversationId: conv.id, from: 'offered', to: 'active', agentId, reason: 'accepted', at: now });
+        addToOutbox(tx, now, [agentEvent(agentId, 'assigned', { conversationId: conv.id, channelId: conv.channelId })]);
+        return loadConversation(tx, conv.id);
+      });
+    },
+
+    reject(conversationId: string, actor: Actor) {
+      return run((tx, now) => {
+        const conv = loadConversation(tx, conversationId);
+        const agentId = assertHolderOrGone(conv, actor);
+        if (conv.state !== 'offered') throw new AppError('offer_gone', `Conversation is ${conv.state}, not offered`);
+        if (!returnToFront(tx, conv, 'rejected', now)) throw new AppError('offer_gone', 'The offer is no longer available');
+        tx.insert(conversationDeclines)
+          .values({ conversationId: conv.id, agentId, reason: 'rejected', at: now })
+          .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'rejected', at: now } })
+          .run();
+        return loadConversation(tx, conv.id);
+      });
+    },
+
+    close(conversationId: string, actor: Actor) {
+      return run((tx, now) => {
+        const conv = loadConversation(tx, conversationId);
+        const agentId = assertHolder(conv, actor);
+        if (conv.state !== 'active') throw new AppError('conversation_not_active', `Conversation is ${conv.state}, not active`);
+        const hasCodes = tx
+          .select({ id: channelCompletionCodes.completionCodeId })
+          .from(channelCompletionCodes)
+          .where(eq(channelCompletionCodes.channelId, conv.channelId))
+          .get();
+        if (!hasCodes) {
+          closeHeld(tx, conv, 'active', 'closed_by_agent', null, now);
+          return loadConversation(tx, conv.id);
+        }
+        const timeoutSec =
+          (sqlite.prepare('SELECT completion_code_timeout_sec FROM channels WHERE id = ?').pluck().get(conv.channelId) as number | null) ?? 60;
+        const expiresAt = now + timeoutSec * 1000;
+        // Wrap-up keeps its full share of the agent's load until a code is picked or time runs out.
+        tx.update(conversations)
+          .set({ state: 'wrapup', wrapupExpiresAt: expiresAt, updatedAt: now })
+          .where(and(eq(conversations.id, conv.id), eq(conversations.state, 'active')))
+          .run();
+        recordHistory(tx, { conversationId: conv.id, from: 'active', to: 'wrapup', agentId, reason: 'closed_by_agent', at: now });
+        const timer: OutboxItem = {
+          kind: 'timer',
+          payload: { job: 'expire-wrapup', conversationId: conv.id, seq: conv.offerSeq, runAt: expiresAt },
+        };
+        addToOutbox(tx, now, [timer]);
+        return loadConversation(tx, conv.id);
+      });
+    },
+
+    setCompletionCode(conversationId: string, completionCodeId: string, actor: Actor) {
+      return run((tx, now) => {
+        const conv = loadConversation(tx, conversationId);
+        assertHolder(conv, actor);
+        if (conv.state !== 'wrapup' && conv.state !== 'active') {
+          throw new AppError('conflict', `Conversation is ${conv.state}; a completion code needs wrapup or active`);
+        }
+        const allowed = tx
+          .select({ id: channelCompletionCodes.completionCodeId })
+          .from(channelCompletionCodes)
+          .where(and(eq(channelCompletionCodes.channelId, conv.channelId), eq(channelCompletionCodes.completionCodeId, completionCodeId)))
+          .get();
+        if (!allowed) throw AppError.validation('completionCodeId', "is not one of the channel's completion codes");
+        closeHeld(tx, conv, conv.state, 'completion_code', completionCodeId, now);
+        return loadConversation(tx, conv.id);
+      });
+    },
+
+    /**
+     * Offer timer (§2.4): only the offer it was set for, and only once its deadline passed; a late
+     * or duplicate timer changes nothing. Returns whether it took the offer back.
+     */
+    expireOffer(conversationId: string, seq: number): boolean {
+      return run((tx, now) => {
+        const conv = tx.select().from(conversations).where(eq(conversations.id, conversationId)).get();
+        if (!conv || conv.state !== 'offered' || conv.offerSeq !== seq || conv.offerExpiresAt === null) return false;
+        if (now < conv.offerExpiresAt) return false;
+        const agentId = conv.agentId!;
+        if (!returnToFront(tx, conv, 'offer_timeout', now)) return false;
+        tx.insert(conversationDeclines)
+          .values({ conversationId: conv.id, agentId, reason: 'timeout', at: now })
+          .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'timeout', at: now } })
+          .run();
+        addToOutbox(tx, now, [agentEvent(agentId, 'offer-timeout', { conversationId: conv.id })]);
+        markNotResponding(tx, agentId, now);
+        return true;
+      });
+    },
+
+    /** Wrap-up timer (§2.5): closes with no code, once its deadline passed. */
+    expireWrapup(conversationId: string, seq: number): boolean {
+      return run((tx, now) => {
+        const conv = tx.select().from(conversations).where(eq(conversations.id, conversationId)).get();
+        if (!conv || conv.state !== 'wrapup' || conv.offerSeq !== seq || conv.wrapupExpiresAt === null) return false;
+        if (now < conv.wrapupExpiresAt) return false;
+        if (!closeHeld(tx, conv, 'wrapup', 'wrapup_timeout', null, now)) return false;
+        addToOutbox(tx, now, [agentEvent(conv.agentId!, 'wrapup-timeout', { conversationId: conv.id })]);
+        return true;
+      });
+    },
+
+    /** Waiting conversations of a channel, in the order they will be offered. */
+    queue(channelId: string) {
+      const now = clock.now();
+      const rows = sqlite
+        .prepare(
+          `SELECT id, contact_id, queue_rank, enqueued_at, created_at FROM conversations
+           WHERE channel_id = ? AND state = 'queued' ORDER BY queue_rank, enqueued_at, rowid`,
+        )
+        .all(channelId) as Array<{ id: string; contact_id: string; queue_rank: number; enqueued_at: number; created_at: number }>;
+      return rows.map((r, i) => ({
+        position: i + 1,
+        conversationId: r.id,
+        contactId: r.contact_id,
+        returned: r.queue_rank === 0,
+        enqueuedAt: r.enqueued_at,
+        waitMs: Math.max(0, now - r.enqueued_at),
+      }));
+    },
+  };
+
+  /** Like assertHolder, but an offer that moved on is a 409 (gone), not a 403, for the agent it was offered to. */
+  function assertHolderOrGone(conv: ConversationRow, actor: Actor): string {
+    if (conv.agentId === null) {
+      if (actor.agentId === null) throw new AppError('offer_gone', `Conversation is ${conv.state}, not offered`);
+      const declined = db
+        .select({ a: conversationDeclines.agentId })
+        .from(conversationDeclines)
+        .where(and(eq(conversationDeclines.conversationId, conv.id), eq(conversationDeclines.agentId, actor.agentId)))
+        .get();
+      const wasOffered = declined !== undefined || hadOffer(conv.id, actor.agentId);
+      if (wasOffered) throw new AppError('offer_gone', 'The offer is no longer available');
+      throw new AppError('forbidden', 'This conversation is not yours');
+    }
+    if (actor.agentId !== null && conv.agentId !== actor.agentId) {
+      if (hadOffer(conv.id, actor.agentId)) throw new AppError('offer_gone', 'The offer is no longer available');
+      throw new AppError('forbidden', 'This conversation is not yours');
+    }
+    return conv.agentId;
+  }
+
+  function hadOffer(conversationId: string, agentId: string): boolean {
+    return (
+      sqlite
+        .prepare("SELECT 1 FROM conversation_history WHERE conversation_id = ? AND agent_id = ? AND to_state = 'offered' LIMIT 1")
+        .pluck()
+        .get(conversationId, agentId) !== undefined
+    );
+  }
+}
+
+export type AcdService = ReturnType<typeof createAcdService>;

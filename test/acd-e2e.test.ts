@@ -1,0 +1,92 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/lib/clock.js';
+import { bytesToHex, hmac } from '../src/lib/crypto.js';
+import { startWorkers, type Workers } from '../src/queue/workers.js';
+import { channelBody, createHarness, json, type Harness } from './harness.js';
+import { SseReader } from './sse.js';
+
+/** End to end: webhook → outbox → BullMQ → ACD worker → offer over SSE, with real Redis and real 1 s timers. */
+
+let h: Harness | null = null;
+let workers: Workers | null = null;
+let sse: SseReader | null = null;
+afterEach(async () => {
+  await sse?.close();
+  await workers?.close();
+  await h?.close();
+  h = null;
+  workers = null;
+  sse = null;
+});
+
+const SECRET = 'e2e-app-secret';
+
+async function postText(harness: Harness, webhookUrl: string, id: string, from: string, phoneNumberId: string) {
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '1555', phone_number_id: phoneNumberId },
+      contacts: [{ profile: { name: 'Ana' }, wa_id: from }],
+      messages: [{ from, id, timestamp: '1767225600', type: 'text', text: { body: 'hello' } }],
+    } }] }],
+  });
+  const res = await harness.app.request(new URL(webhookUrl).pathname, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', SECRET, body))}` },
+    body,
+  });
+  expect(res.status).toBe(200);
+}
+
+describe('ACD end to end', () => {
+  it('offers over SSE, times out to not_responding, re-offers, accepts, and wraps up on a timer', async () => {
+    h = createHarness({ clock: systemClock });
+    h.deps.relay.start();
+    workers = startWorkers(h.deps);
+    const agent = await json(await h.api('POST', '/api/agents', { name: 'Ana', email: 'ana@example.com' }));
+    const code = await json(await h.api('POST', '/api/completion-codes', { code: 'done', label: 'Done' }));
+    const ch = await json(
+      await h.api('POST', '/api/channels', channelBody({
+        messenger: { provider: 'whatsapp_business', phoneNumberId: '3001', accessToken: 't', appSecret: SECRET, verifyToken: 'v' },
+        agentIds: [agent.id],
+        handling: { utilization: 50, autoAssignLimit: 2, autoAnswer: false, notificationTimeoutSec: 1, completionCodeIds: [code.id], completionCodeTimeoutSec: 1 },
+      })),
+    );
+    await h.api('PUT', `/api/agents/${agent.id}/status`, { status: 'online' }, agent.token);
+    const stream = await h.app.request(`/api/agents/${agent.id}/events`, { headers: { Authorization: `Bearer ${agent.token}` } });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    sse = new SseReader(stream);
+    await sse.next('ready');
+
+    await postText(h, ch.webhookUrl, 'wamid.E2E1', '4915100000001', '3001');
+    const offer = await sse.next('offer');
+    const conversationId = offer.data.conversationId as string;
+    expect(offer.data).toMatchObject({ channelId: ch.id, expiresAt: expect.any(Number) });
+
+    // Nobody answers: after 1 s the offer times out.
+    await sse.next('offer-timeout', 5_000);
+    const afterTimeout = await json(await h.api('GET', `/api/agents/${agent.id}`));
+    expect(afterTimeout).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+    expect((await h.api('POST', `/api/conversations/${conversationId}/accept`, undefined, agent.token)).status).toBe(409);
+
+    // Back online: offered again, accepted this time.
+    await h.api('PUT', `/api/agents/${agent.id}/status`, { status: 'online' }, agent.token);
+    const again = await sse.next('offer');
+    expect(again.data.conversationId).toBe(conversationId);
+    expect((await h.api('POST', `/api/conversations/${conversationId}/accept`, undefined, agent.token)).status).toBe(200);
+    await sse.next('assigned');
+
+    // Close: wrap-up holds the load, then its 1 s timer closes it with no code.
+    const closed = await json(await h.api('POST', `/api/conversations/${conversationId}/close`, undefined, agent.token));
+    expect(closed.state).toBe('wrapup');
+    expect((await json(await h.api('GET', `/api/agents/${agent.id}`))).load).toBe(50);
+    await sse.next('wrapup-timeout', 5_000);
+    const conv = await json(await h.api('GET', `/api/conversations/${conversationId}`));
+    expect(conv).toMatchObject({ state: 'closed', completionCodeId: null });
+    expect((await json(await h.api('GET', `/api/agents/${agent.id}`))).load).toBe(0);
+    const history = (await json(await h.api('GET', `/api/conversations/${conversationId}/history`))).data.map((e: any) => e.reason);
+    expect(history).toEqual(['inbound_message', 'offer', 'offer_timeout', 'offer', 'accepted', 'closed_by_agent', 'wrapup_timeout']);
+  });
+});

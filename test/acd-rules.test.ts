@@ -1,0 +1,355 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../src/lib/clock.js';
+import { newId } from '../src/lib/ids.js';
+import { channelBody, createHarness, json, type Harness } from './harness.js';
+
+/**
+ * Every rule of DESIGN.md §2 on a fake clock, through the ACD service with a real SQLite file.
+ * Dispatch is called directly (the worker only calls the same function).
+ */
+
+let h: Harness;
+let clock: FakeClock;
+beforeEach(() => {
+  clock = new FakeClock(Date.UTC(2026, 0, 1, 9));
+  h = createHarness({ clock });
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const acd = () => h.deps.services.acd;
+const sql = () => h.deps.db.$client;
+
+async function agent(name: string): Promise<{ id: string; token: string }> {
+  return json(await h.api('POST', '/api/agents', { name, email: `${name.toLowerCase()}-${newId('ag')}@example.com` }));
+}
+
+async function online(id: string): Promise<void> {
+  expect((await h.api('PUT', `/api/agents/${id}/status`, { status: 'online' })).status).toBe(200);
+}
+
+async function channel(agentIds: string[], handling: Record<string, unknown>): Promise<string> {
+  const res = await h.api(
+    'POST',
+    '/api/channels',
+    channelBody({
+      agentIds,
+      handling: { autoAssignLimit: 5, completionCodeIds: [], completionCodeTimeoutSec: null, ...handling },
+    }),
+  );
+  expect(res.status).toBe(201);
+  return (await json(res)).id;
+}
+
+/** Queues a conversation the way ingest does (new contact, state queued, enqueued now). */
+function enqueue(channelId: string): string {
+  const now = clock.now();
+  const contactId = newId('ct');
+  const id = newId('cv');
+  sql()
+    .prepare('INSERT INTO contacts (id, channel_id, provider_contact_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+    .run(contactId, channelId, contactId, now, now);
+  sql()
+    .prepare(
+      `INSERT INTO conversations (id, channel_id, contact_id, type, state, queue_rank, enqueued_at, created_at, updated_at)
+       VALUES (?, ?, ?, 'chat', 'queued', 1, ?, ?, ?)`,
+    )
+    .run(id, channelId, contactId, now, now, now);
+  clock.advance(10);
+  return id;
+}
+
+function conv(id: string): { state: string; agentId: string | null; completionCodeId: string | null } {
+  const r = sql().prepare('SELECT state, agent_id, completion_code_id FROM conversations WHERE id = ?').get(id) as any;
+  return { state: r.state, agentId: r.agent_id, completionCodeId: r.completion_code_id };
+}
+
+function agentRow(id: string): { status: string; substatus: string | null; load: number } {
+  return sql().prepare('SELECT status, substatus, load FROM agents WHERE id = ?').get(id) as any;
+}
+
+const autoAnswer = { autoAnswer: true, notificationTimeoutSec: null };
+const offers = (sec = 30) => ({ autoAnswer: false, notificationTimeoutSec: sec });
+
+describe('eligibility', () => {
+  it('sums utilization across channels: load + utilization must stay ≤ 100', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const chA = await channel([a.id], { utilization: 60, ...autoAnswer });
+    const chB = await channel([a.id], { utilization: 50, ...autoAnswer });
+    const c1 = enqueue(chA);
+    acd().dispatch(chA);
+    expect(conv(c1)).toMatchObject({ state: 'active', agentId: a.id });
+    expect(agentRow(a.id).load).toBe(60);
+    const c2 = enqueue(chB);
+    acd().dispatch(chB);
+    expect(conv(c2).state).toBe('queued');
+    acd().close(c1, { agentId: a.id });
+    expect(agentRow(a.id).load).toBe(0);
+    acd().dispatch(chB);
+    expect(conv(c2)).toMatchObject({ state: 'active', agentId: a.id });
+  });
+
+  it('caps conversations per agent per channel at autoAssignLimit', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 10, autoAssignLimit: 2, ...autoAnswer });
+    const ids = [enqueue(ch), enqueue(ch), enqueue(ch)];
+    expect(acd().dispatch(ch).assigned).toBe(2);
+    expect(ids.map((i) => conv(i).state)).toEqual(['active', 'active', 'queued']);
+    expect(agentRow(a.id).load).toBe(20);
+  });
+
+  it('offers only to online agents of the channel list', async () => {
+    const inList = await agent('Ana');
+    const notInList = await agent('Bo');
+    await online(notInList.id);
+    const ch = await channel([inList.id], { utilization: 10, ...autoAnswer });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c).state).toBe('queued');
+    await online(inList.id);
+    acd().dispatch(ch);
+    expect(conv(c).agentId).toBe(inList.id);
+  });
+});
+
+describe('choice and order', () => {
+  it('picks the longest idle agent: never assigned counts from going online', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(b.id);
+    clock.advance(1000);
+    await online(a.id);
+    const ch = await channel([a.id, b.id], { utilization: 10, ...autoAnswer });
+    const c1 = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c1).agentId).toBe(b.id); // online longer
+    const c2 = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c2).agentId).toBe(a.id); // b was just assigned
+  });
+
+  it('breaks idle ties by lowest load, then by id', async () => {
+    const [x, y, z] = [await agent('X'), await agent('Y'), await agent('Z')];
+    for (const ag of [x, y, z]) await online(ag.id);
+    const ch = await channel([x.id, y.id, z.id], { utilization: 10, ...autoAnswer });
+    const t = clock.now();
+    const ids = [x.id, y.id, z.id].sort();
+    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 30 WHERE id = ?').run(t, ids[0]);
+    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 10 WHERE id = ?').run(t, ids[1]);
+    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 10 WHERE id = ?').run(t, ids[2]);
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c).agentId).toBe(ids[1]); // load 10 beats 30; id breaks the 10/10 tie
+  });
+
+  it('serves the queue oldest first and puts a rejected conversation back at the front', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    clock.advance(10);
+    await online(b.id);
+    const ch = await channel([a.id, b.id], { utilization: 100, autoAssignLimit: 1, ...offers() });
+    const [c1, c2, c3] = [enqueue(ch), enqueue(ch), enqueue(ch)];
+    acd().dispatch(ch);
+    expect(conv(c1)).toMatchObject({ state: 'offered', agentId: a.id });
+    expect(conv(c2)).toMatchObject({ state: 'offered', agentId: b.id });
+    acd().reject(c2, { agentId: b.id });
+    expect(conv(c2).state).toBe('queued');
+    expect(agentRow(b.id).status).toBe('online'); // a reject keeps the agent online
+    const queue = acd().queue(ch);
+    expect(queue.map((q) => q.conversationId)).toEqual([c2, c3]);
+    expect(queue[0]!.returned).toBe(true);
+  });
+
+  it('does not re-offer to an agent who rejected, unless every agent of the channel has', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    clock.advance(10);
+    await online(b.id);
+    const ch = await channel([a.id, b.id], { utilization: 10, ...offers() });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c).agentId).toBe(a.id);
+    acd().reject(c, { agentId: a.id });
+    acd().dispatch(ch);
+    expect(conv(c).agentId).toBe(b.id);
+    acd().reject(c, { agentId: b.id });
+    acd().dispatch(ch);
+    expect(conv(c)).toMatchObject({ state: 'offered' }); // everyone declined: back in rotation
+    expect([a.id, b.id]).toContain(conv(c).agentId);
+  });
+
+  it('offers the next conversation when the head was declined by the only free agent', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const other = await agent('Bo'); // in the list, offline: not every agent declined
+    const ch = await channel([a.id, other.id], { utilization: 10, ...offers() });
+    const c1 = enqueue(ch);
+    const c2 = enqueue(ch);
+    acd().dispatch(ch);
+    acd().reject(c1, { agentId: a.id });
+    acd().reject(c2, { agentId: a.id });
+    const c3 = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c1).state).toBe('queued');
+    expect(conv(c3)).toMatchObject({ state: 'offered', agentId: a.id });
+  });
+});
+
+describe('offers and timeouts', () => {
+  it('accepting makes the conversation active; the timeout wins a tie with a late accept', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 50, ...offers(30) });
+    const c1 = enqueue(ch);
+    acd().dispatch(ch);
+    clock.advance(29_999);
+    acd().accept(c1, { agentId: a.id });
+    expect(conv(c1).state).toBe('active');
+    expect(acd().expireOffer(c1, 1)).toBe(false); // a late timer changes nothing
+
+    const c2 = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c2).state).toBe('offered');
+    clock.advance(30_000); // exactly the deadline: accept and timer race in the same tick
+    expect(() => acd().accept(c2, { agentId: a.id })).toThrow(/no longer available/);
+    expect(acd().expireOffer(c2, 1)).toBe(true);
+    expect(acd().expireOffer(c2, 1)).toBe(false); // duplicate timer
+    expect(conv(c2)).toMatchObject({ state: 'queued', agentId: null });
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 50 });
+    const res = await h.api('POST', `/api/conversations/${c2}/accept`, undefined, a.token);
+    expect(res.status).toBe(409);
+  });
+
+  it('gives a not-responding agent no offers until it is online again', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 10, ...offers(5) });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    clock.advance(5_000);
+    acd().expireOffer(c, 1);
+    acd().dispatch(ch);
+    expect(conv(c).state).toBe('queued');
+    await online(a.id);
+    acd().dispatch(ch); // timed-out agent is the only one: every agent declined → allowed again
+    expect(conv(c)).toMatchObject({ state: 'offered', agentId: a.id });
+  });
+
+  it('rescinds pending offers when the agent goes offline or busy; active conversations stay', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const chOffer = await channel([a.id], { utilization: 20, ...offers() });
+    const chAuto = await channel([a.id], { utilization: 30, ...autoAnswer });
+    const active = enqueue(chAuto);
+    acd().dispatch(chAuto);
+    const offered = enqueue(chOffer);
+    acd().dispatch(chOffer);
+    expect(agentRow(a.id).load).toBe(50);
+    await h.api('PUT', `/api/agents/${a.id}/status`, { status: 'offline' });
+    expect(conv(offered)).toMatchObject({ state: 'queued', agentId: null });
+    expect(conv(active)).toMatchObject({ state: 'active', agentId: a.id });
+    expect(agentRow(a.id).load).toBe(30);
+    expect(acd().queue(chOffer)[0]).toMatchObject({ conversationId: offered, returned: true });
+  });
+});
+
+describe('closing and wrap-up', () => {
+  async function codes(): Promise<[string, string]> {
+    const c1 = await json(await h.api('POST', '/api/completion-codes', { code: `sale-${newId('cc')}`, label: 'Sale' }));
+    const c2 = await json(await h.api('POST', '/api/completion-codes', { code: `info-${newId('cc')}`, label: 'Info' }));
+    return [c1.id, c2.id];
+  }
+
+  it('closes straight away without completion codes', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 40, ...autoAnswer });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    acd().close(c, { agentId: a.id });
+    expect(conv(c).state).toBe('closed');
+    expect(agentRow(a.id).load).toBe(0);
+  });
+
+  it('holds the load through wrap-up until a channel code is picked', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const [code] = await codes();
+    const foreign = await json(await h.api('POST', '/api/completion-codes', { code: `x-${newId('cc')}`, label: 'X' }));
+    const ch = await channel([a.id], { utilization: 100, ...autoAnswer, completionCodeIds: [code], completionCodeTimeoutSec: 60 });
+    const c1 = enqueue(ch);
+    const c2 = enqueue(ch);
+    acd().dispatch(ch);
+    acd().close(c1, { agentId: a.id });
+    expect(conv(c1).state).toBe('wrapup');
+    acd().dispatch(ch);
+    expect(conv(c2).state).toBe('queued'); // wrap-up still counts
+    const bad = await h.api('POST', `/api/conversations/${c1}/completion-code`, { completionCodeId: foreign.id }, a.token);
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).field).toBe('completionCodeId');
+    const ok = await h.api('POST', `/api/conversations/${c1}/completion-code`, { completionCodeId: code }, a.token);
+    expect(ok.status).toBe(200);
+    expect(conv(c1)).toMatchObject({ state: 'closed', completionCodeId: code });
+    acd().dispatch(ch);
+    expect(conv(c2)).toMatchObject({ state: 'active', agentId: a.id });
+  });
+
+  it('closes with no code when the completion-code timeout passes', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const [code] = await codes();
+    const ch = await channel([a.id], { utilization: 50, ...autoAnswer, completionCodeIds: [code], completionCodeTimeoutSec: 60 });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    acd().close(c, { agentId: a.id });
+    clock.advance(59_999);
+    expect(acd().expireWrapup(c, 1)).toBe(false);
+    clock.advance(1);
+    expect(acd().expireWrapup(c, 1)).toBe(true);
+    expect(conv(c)).toMatchObject({ state: 'closed', completionCodeId: null });
+    expect(agentRow(a.id).load).toBe(0);
+  });
+});
+
+describe('agent API on conversations', () => {
+  it('refuses an agent acting on a conversation that is not theirs with 403 and records history', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    const ch = await channel([a.id, b.id], { utilization: 10, ...offers() });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    for (const action of ['accept', 'reject', 'close']) {
+      expect((await h.api('POST', `/api/conversations/${c}/${action}`, undefined, b.token)).status).toBe(403);
+    }
+    expect((await h.api('POST', `/api/conversations/${c}/close`, undefined, a.token)).status).toBe(409); // offered, not active
+    expect((await h.api('POST', `/api/conversations/${c}/accept`, undefined, a.token)).status).toBe(200);
+    expect((await h.api('POST', `/api/conversations/${c}/close`, undefined, a.token)).status).toBe(200);
+    const history = (await json(await h.api('GET', `/api/conversations/${c}/history`))).data;
+    expect(history.map((e: any) => `${e.from}->${e.to}:${e.reason}`)).toEqual([
+      'queued->offered:offer',
+      'offered->active:accepted',
+      'active->closed:closed_by_agent',
+    ]);
+    expect(history[1]).toMatchObject({ agentId: a.id, at: expect.any(Number) });
+  });
+
+  it('shows live status, load and per-channel counts, and the queue with wait times', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 25, autoAssignLimit: 1, ...autoAnswer });
+    enqueue(ch);
+    const waiting = enqueue(ch);
+    acd().dispatch(ch);
+    clock.advance(5_000);
+    const view = await json(await h.api('GET', `/api/agents/${a.id}`, undefined, a.token));
+    expect(view).toMatchObject({ status: 'online', load: 25, channels: [{ channelId: ch, offered: 0, active: 1, wrapup: 0 }] });
+    const q = await json(await h.api('GET', `/api/channels/${ch}/queue`));
+    expect(q.data).toEqual([expect.objectContaining({ position: 1, conversationId: waiting, waitMs: 5_010 })]); // enqueue() ticks 10 ms
+  });
+});
