@@ -16,20 +16,25 @@ export type AgentEventListener = (e: AgentEvent) => void;
  * process hears about offers made by any other. The subscriber connects on the first listener.
  */
 export interface AgentEventHub {
-  subscribe(agentId: string, listener: AgentEventListener): () => void;
+  /** Registers a listener; `ready` resolves once the Redis subscription is live (events before it are not seen). */
+  subscribe(agentId: string, listener: AgentEventListener): { ready: Promise<void>; unsubscribe: () => void };
   close(): Promise<void>;
 }
 
 export function createAgentEventHub(opts: { connect: () => Redis; prefix: string; log: Logger }): AgentEventHub {
   const listeners = new Map<string, Set<AgentEventListener>>();
   let sub: Redis | null = null;
+  let subscribed: Promise<void> = Promise.resolve();
   const channel = agentEventsChannel(opts.prefix);
 
-  function ensureSubscribed(): void {
-    if (sub) return;
+  function ensureSubscribed(): Promise<void> {
+    if (sub) return subscribed;
     sub = opts.connect();
     sub.on('error', () => {});
-    sub.subscribe(channel).catch((err: Error) => opts.log.warn({ err: err.message }, 'agent events: subscribe failed'));
+    subscribed = sub.subscribe(channel).then(
+      () => undefined,
+      (err: Error) => opts.log.warn({ err: err.message }, 'agent events: subscribe failed'),
+    );
     sub.on('message', (_ch: string, message: string) => {
       let e: AgentEvent;
       try {
@@ -39,17 +44,21 @@ export function createAgentEventHub(opts: { connect: () => Redis; prefix: string
       }
       for (const l of listeners.get(e.agentId) ?? []) l(e);
     });
+    return subscribed;
   }
 
   return {
     subscribe(agentId, listener) {
-      ensureSubscribed();
+      const ready = ensureSubscribed();
       let set = listeners.get(agentId);
       if (!set) listeners.set(agentId, (set = new Set()));
       set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(agentId);
+      return {
+        ready,
+        unsubscribe: () => {
+          set.delete(listener);
+          if (set.size === 0) listeners.delete(agentId);
+        },
       };
     },
     async close() {

@@ -51,7 +51,7 @@ export function registerAcd(app: Hono<AppEnv>): void {
       let counter = 0;
       const queue: Array<{ event: string; data: string }> = [];
       let wake: (() => void) | null = null;
-      const unsubscribe = deps.events.subscribe(agentId, (e) => {
+      const { ready, unsubscribe } = deps.events.subscribe(agentId, (e) => {
         queue.push({ event: e.event, data: JSON.stringify(e.data) });
         wake?.();
       });
@@ -59,6 +59,8 @@ export function registerAcd(app: Hono<AppEnv>): void {
         unsubscribe();
         wake?.();
       });
+      // 'ready' only once the cross-process subscription is live, so no later event is missed.
+      await ready;
       await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agentId }) });
       while (!stream.aborted) {
         const next = queue.shift();
