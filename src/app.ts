@@ -8,7 +8,9 @@ import { registerAgents } from './http/routes/agents.js';
 import { registerCatalog } from './http/routes/catalog.js';
 import { registerChannels } from './http/routes/channels.js';
 import { registerConversations } from './http/routes/conversations.js';
+import { registerDeliveries } from './http/routes/deliveries.js';
 import { registerHealth } from './http/routes/health.js';
+import { registerOutbound } from './http/routes/outbound.js';
 import { registerWebhooks } from './http/routes/webhooks.js';
 import type { AppEnv } from './http/types.js';
 
@@ -30,6 +32,8 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   registerWebhooks(app);
   registerConversations(app);
   registerAcd(app);
+  registerOutbound(app);
+  registerDeliveries(app);
 
   app.notFound((c) => problem(c.get('requestId'), new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 

@@ -8,9 +8,11 @@ import { createCatalogService } from './channels/catalog-service.js';
 import { createChannelService } from './channels/service.js';
 import { createIngestService } from './ingest/service.js';
 import { createConversationService } from './conversations/service.js';
+import { createOutboundService } from './outbound/service.js';
 import type { Config } from './config.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
+import { createNodeFetch } from './lib/node-fetch.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './log.js';
 import { createAgentEventHub, type AgentEventHub } from './queue/agent-events.js';
@@ -50,6 +52,7 @@ function buildServices(ctx: ServiceContext) {
     ingest: createIngestService(ctx),
     conversations: createConversationService(ctx),
     acd: createAcdService(ctx),
+    outbound: createOutboundService(ctx),
   };
 }
 
@@ -110,7 +113,8 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     db,
     log,
     clock,
-    fetch: opts.fetch ?? globalThis.fetch,
+    // Provider sends: node:http keep-alive pools (undici's fetch costs ~3× the CPU per request).
+    fetch: opts.fetch ?? createNodeFetch(),
     redis,
     queues,
     relay,

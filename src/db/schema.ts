@@ -269,8 +269,11 @@ export const deliveries = sqliteTable(
     lastError: text(),
     lastErrorCode: text(),
     lastHttpStatus: integer(),
-    /** When a job for the current attempt was handed to BullMQ; null = the sweeper must queue it. */
+    /** When a job for the current attempt was requested (outbox row or sweeper); null = the sweeper must queue it. */
     enqueuedAt: integer(),
+    /** Replays by ops; each starts a new attempt cycle (attempts back to 0). Part of the job id. */
+    replays: integer().notNull().default(0),
+    replayedAt: integer(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     sentAt: integer(),
@@ -288,6 +291,9 @@ export const deliveryAttempts = sqliteTable(
     deliveryId: text()
       .notNull()
       .references(() => deliveries.id),
+    /** The delivery's `replays` when this attempt ran (0 = before any replay). */
+    cycle: integer().notNull().default(0),
+    /** 1-based within its cycle. */
     attempt: integer().notNull(),
     at: integer().notNull(),
     outcome: text({ enum: ['sent', 'retry', 'failed'] }).notNull(),

@@ -12,6 +12,16 @@ export function agentEventsChannel(prefix: string): string {
   return `${prefix}:agent-events`;
 }
 
+/**
+ * Job id of one delivery attempt: `<deliveryId>-<cycle>-<attempt>` (cycle = the delivery's replay
+ * count, attempt 1-based within it). BullMQ never re-adds a job whose id still exists, so each
+ * attempt (and each replay) needs its own id; a duplicate add of the same attempt (outbox relay
+ * and sweeper racing) is a no-op, and the worker skips a job that is not the delivery's next attempt.
+ */
+export function deliveryJobId(deliveryId: string, cycle: number, attempt: number): string {
+  return `${deliveryId}-${cycle}-${attempt}`;
+}
+
 export function dispatchDedupeId(channelId: string): string {
   return `dispatch-${channelId}`;
 }

@@ -9,7 +9,18 @@ export type OutboxItem =
       payload: { job: 'expire-offer' | 'expire-wrapup'; conversationId: string; seq: number; runAt: number };
     }
   | { kind: 'event'; payload: { agentId: string; event: string; data: Record<string, unknown> } }
-  | { kind: 'delivery'; payload: { deliveryId: string; runAt: number } };
+  | { kind: 'delivery'; payload: DeliveryJobRequest };
+
+/** One delivery attempt to queue: the job id is `deliveryJobId(deliveryId, cycle, attempt)`. */
+export interface DeliveryJobRequest {
+  deliveryId: string;
+  /** The delivery's replay count when queued. */
+  cycle: number;
+  /** 1-based attempt number within the cycle. */
+  attempt: number;
+  /** Unix ms when the attempt is due (the job's delay). */
+  runAt: number;
+}
 
 type Tx = Pick<Db, 'insert'>;
 

@@ -1,12 +1,12 @@
-import { and, asc, inArray, isNull, lt, or } from 'drizzle-orm';
+import { asc, inArray, isNull, lt, or } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
 import { outbox } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../log.js';
+import { deliveryJobSpec } from './delivery-jobs.js';
 import {
-  JOB_DELIVER,
   JOB_DISPATCH,
   JOB_OFFER_TIMEOUT,
   JOB_WRAPUP_TIMEOUT,
@@ -53,10 +53,15 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
   let loopDone: Promise<void> = Promise.resolve();
   let failures = 0;
 
-  function claim(): Array<{ id: number } & OutboxItem> {
+  /**
+   * One transaction per pass: deletes the rows handed over in the previous pass and leases the
+   * next batch (so each pass costs one commit, not two).
+   */
+  function ackAndClaim(handedOver: number[]): Array<{ id: number } & OutboxItem> {
     const now = clock.now();
     return db.transaction(
       (tx) => {
+        if (handedOver.length > 0) tx.delete(outbox).where(inArray(outbox.id, handedOver)).run();
         const rows = tx
           .select()
           .from(outbox)
@@ -110,15 +115,10 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
           });
           break;
         }
-        case 'delivery': {
-          const p = item.payload;
-          deliveryJobs.push({
-            name: JOB_DELIVER,
-            data: { deliveryId: p.deliveryId },
-            opts: { jobId: p.deliveryId, delay: Math.max(0, p.runAt - now), removeOnComplete: true, removeOnFail: true },
-          });
+        case 'delivery':
+          // jobId = deliveryJobId(deliveryId, cycle, attempt): one job per attempt (see delivery-jobs.ts).
+          deliveryJobs.push(deliveryJobSpec(item.payload, now));
           break;
-        }
         case 'event':
           pipeline.publish(agentEventsChannel(targets.queuePrefix), JSON.stringify(item.payload));
           publishes++;
@@ -134,22 +134,20 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
 
   async function drain(): Promise<number> {
     let moved = 0;
+    let handedOver: number[] = [];
     for (;;) {
-      const rows = claim();
+      const rows = ackAndClaim(handedOver);
+      handedOver = [];
       if (rows.length === 0) return moved;
+      const ids = rows.map((r) => r.id);
       try {
         await handOver(rows);
       } catch (err) {
         // Release the lease so the next run (here or in another process) retries at once.
-        db.update(outbox)
-          .set({ claimedUntil: null })
-          .where(inArray(outbox.id, rows.map((r) => r.id)))
-          .run();
+        db.update(outbox).set({ claimedUntil: null }).where(inArray(outbox.id, ids)).run();
         throw err;
       }
-      db.delete(outbox)
-        .where(and(inArray(outbox.id, rows.map((r) => r.id))))
-        .run();
+      handedOver = ids;
       moved += rows.length;
     }
   }

@@ -49,7 +49,7 @@ async function send(msg = message(), ctx = context(), c = cfg) {
 }
 
 describe('sendTelegram', () => {
-  it('posts sendMessage and returns the message_id as a string', async () => {
+  it('posts sendMessage and returns <chat_id>:<message_id> as the provider message id', async () => {
     const result = await send();
 
     expect(fake.requests).toHaveLength(1);
@@ -59,7 +59,18 @@ describe('sendTelegram', () => {
     expect(req.headers['content-type']).toBe('application/json');
     expect(req.body).toEqual({ chat_id: 123456789, text: 'It ships today.' });
     const id = (req.response as { result: { message_id: number } }).result.message_id;
-    expect(result).toEqual({ ok: true, providerMessageId: String(id), httpStatus: 200 });
+    expect(result).toEqual({ ok: true, providerMessageId: `123456789:${id}`, httpStatus: 200 });
+  });
+
+  it('stores a group message id under the group chat id', async () => {
+    const result = await send(message({ to: '-1001234567890' }));
+    const id = (fake.requests[0]!.response as { result: { message_id: number } }).result.message_id;
+    expect(result).toMatchObject({ ok: true, providerMessageId: `-1001234567890:${id}` });
+  });
+
+  it('uses the chat id sent when the answer has no chat', async () => {
+    fake.script({ status: 200, body: { ok: true, result: { message_id: 77 } } });
+    expect(await send()).toMatchObject({ ok: true, providerMessageId: '123456789:77' });
   });
 
   it.each([
@@ -70,7 +81,17 @@ describe('sendTelegram', () => {
     expect(fake.requests[0]!.body).toMatchObject({ chat_id: chatId });
   });
 
-  it('replies to a numeric message id', async () => {
+  it('replies to a <chat_id>:<message_id> ref of the same chat', async () => {
+    await send(message({ replyToProviderMessageId: '123456789:42' }));
+    expect(fake.requests[0]!.body).toMatchObject({ reply_parameters: { message_id: 42, allow_sending_without_reply: true } });
+  });
+
+  it('does not quote a message of another chat', async () => {
+    await send(message({ replyToProviderMessageId: '555:42' }));
+    expect(fake.requests[0]!.body).toEqual({ chat_id: 123456789, text: 'It ships today.' });
+  });
+
+  it('replies to a bare numeric message id', async () => {
     await send(message({ replyToProviderMessageId: '42' }));
     expect(fake.requests[0]!.body).toEqual({
       chat_id: 123456789,

@@ -1,5 +1,8 @@
 /**
  * Telegram Bot API sender: `POST {api}/bot<token>/sendMessage` with JSON `{chat_id, text}`.
+ * Message ids are per chat, so the returned `providerMessageId` is `<chat_id>:<message_id>`
+ * (`telegramMessageRef`), the same form inbound messages are stored under; a reply target in that
+ * form becomes `reply_parameters.message_id`.
  * The bot token sits in the URL path, so every returned message is redacted of it.
  * Failures follow PROTOCOLS.md §2.3: 429 waits `parameters.retry_after` s, a group that became a
  * supergroup (`migrate_to_chat_id`) is permanent with the new id in the code, 5xx retries.
@@ -16,11 +19,17 @@ import {
   parseRetryAfter,
 } from '../send-helpers.js';
 import type { MessengerConfig, OutboundMessage, SendContext, SendResult } from '../types.js';
+import { parseTelegramMessageRef, telegramMessageRef } from './normalize.js';
 
 export type TelegramSendConfig = Pick<Extract<MessengerConfig, { provider: 'telegram' }>, 'botToken'>;
 
 const responseSchema = z.union([
-  z.object({ ok: z.literal(true), result: z.object({ message_id: z.number() }).optional() }),
+  z.object({
+    ok: z.literal(true),
+    result: z
+      .object({ message_id: z.number(), chat: z.object({ id: z.union([z.number(), z.string()]) }).optional() })
+      .optional(),
+  }),
   z.object({
     ok: z.literal(false),
     error_code: z.number().int().optional(),
@@ -43,17 +52,26 @@ function toChatId(to: string): number | string {
   return to;
 }
 
+/**
+ * The Bot API message id to quote: from a `<chat_id>:<message_id>` ref in the same chat, or a bare
+ * message id; undefined for anything else (another chat's message, another provider's id).
+ */
+function replyMessageId(replyTo: string | undefined, to: string): number | undefined {
+  if (!replyTo) return undefined;
+  const ref = parseTelegramMessageRef(replyTo);
+  if (ref) return ref.chatId === to ? ref.messageId : undefined;
+  return /^\d+$/.test(replyTo) ? Number(replyTo) : undefined;
+}
+
 /** The JSON body for sendMessage; undefined for content Telegram has no notion of (templates). */
 export function buildTelegramBody(msg: OutboundMessage): Record<string, unknown> | undefined {
   if (!('text' in msg.content)) return undefined;
-  const replyTo = msg.replyToProviderMessageId;
+  const replyTo = replyMessageId(msg.replyToProviderMessageId, msg.to);
   return {
     chat_id: toChatId(msg.to),
     text: msg.content.text,
     // A deleted quoted message should not fail the whole reply.
-    ...(replyTo && /^\d+$/.test(replyTo)
-      ? { reply_parameters: { message_id: Number(replyTo), allow_sending_without_reply: true } }
-      : {}),
+    ...(replyTo !== undefined ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}),
   };
 }
 
@@ -80,8 +98,9 @@ export async function sendTelegram(cfg: TelegramSendConfig, msg: OutboundMessage
   }
   const data = parsed.data;
   if (data.ok) {
-    const id = data.result?.message_id;
-    return { ok: true, providerMessageId: id === undefined ? null : String(id), httpStatus: reply.status };
+    const result = data.result;
+    const ref = result === undefined ? null : telegramMessageRef(result.chat?.id ?? msg.to, result.message_id);
+    return { ok: true, providerMessageId: ref, httpStatus: reply.status };
   }
 
   const errorCode = data.error_code ?? reply.status;

@@ -1,0 +1,392 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { json } from './harness.js';
+import {
+  TG_TOKEN,
+  WABA_TOKEN,
+  WAHA_KEY,
+  activeConversation,
+  createAgent,
+  createChannel,
+  inbound,
+  messageRow,
+  outboundHarness,
+  settled,
+  startFakes,
+  type Fakes,
+  type OutboundHarness,
+  type Provider,
+} from './outbound-helpers.js';
+import { verifyStandardWebhook } from './fakes/index.js';
+
+let fakes: Fakes;
+let h: OutboundHarness;
+beforeAll(async () => {
+  fakes = await startFakes();
+});
+afterAll(async () => {
+  await fakes.close();
+});
+afterEach(async () => {
+  await h?.close();
+  fakes.reset();
+});
+
+const template = { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }] }] };
+
+function setup() {
+  h = outboundHarness(fakes);
+  h.startWorker();
+  return h;
+}
+
+describe('agent replies, per messenger', () => {
+  it('WhatsApp Business: 202, message + delivery committed, sent to the Graph API with the Bearer token, quoting the client', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId, inboundId, inboundMessageId } = await activeConversation(h, ch, agent.id, '4915112345678');
+
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'It ships today.', replyToMessageId: inboundMessageId }, agent.token);
+    expect(res.status).toBe(202);
+    const { messageId, deliveryId } = await json(res);
+    expect(messageId).toMatch(/^msg_/);
+    expect(deliveryId).toMatch(/^dl_/);
+
+    const d = await settled(h, deliveryId);
+    expect(d).toMatchObject({ status: 'sent', attempts: 1, channel_id: ch.id });
+    const req = fakes.waba.requests.find((r) => r.method === 'POST')!;
+    expect(req.path).toBe(`/${ch.messenger.phoneNumberId}/messages`);
+    expect(req.headers.authorization).toBe(`Bearer ${WABA_TOKEN}`);
+    expect(req.body).toEqual({
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to: '4915112345678',
+      type: 'text',
+      text: { preview_url: false, body: 'It ships today.' },
+      context: { message_id: inboundId },
+    });
+    const wamid = (req.response as { messages: Array<{ id: string }> }).messages[0]!.id;
+    expect(messageRow(h, messageId)).toMatchObject({ direction: 'out', status: 'sent', provider_message_id: wamid, agent_id: agent.id, text: 'It ships today.' });
+
+    const msgs = (await json(await h.api('GET', `/api/conversations/${conversationId}/messages`))).data;
+    expect(msgs.map((m: any) => m.direction)).toEqual(['in', 'out']);
+  });
+
+  it('WhatsApp Business: templates go as type template, also outside the 24-hour window', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000001');
+    h.sql.prepare('UPDATE contacts SET last_inbound_at = ?').run(Date.now() - 25 * 3600_000);
+
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { template }, agent.token);
+    expect(res.status).toBe(202);
+    const { deliveryId, messageId } = await json(res);
+    await settled(h, deliveryId);
+    expect(fakes.waba.requests.at(-1)!.body).toEqual({ messaging_product: 'whatsapp', to: '4915100000001', type: 'template', template });
+    expect(messageRow(h, messageId)).toMatchObject({ kind: 'template', text: null, status: 'sent' });
+  });
+
+  it('Telegram: sends to the chat, quotes the client message, stores <chat_id>:<message_id>', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const { conversationId, inboundId, inboundMessageId } = await activeConversation(h, ch, agent.id, '700000001');
+
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Hi Ana!', replyToMessageId: inboundMessageId }, agent.token);
+    expect(res.status).toBe(202);
+    const { messageId, deliveryId } = await json(res);
+    await settled(h, deliveryId);
+    const req = fakes.telegram.requests.at(-1)!;
+    expect(req.path).toBe(`/bot${TG_TOKEN}/sendMessage`);
+    expect(req.body).toEqual({
+      chat_id: 700000001,
+      text: 'Hi Ana!',
+      reply_parameters: { message_id: Number(inboundId.split(':')[1]), allow_sending_without_reply: true },
+    });
+    const sentId = (req.response as { result: { message_id: number } }).result.message_id;
+    expect(messageRow(h, messageId)).toMatchObject({ status: 'sent', provider_message_id: `700000001:${sentId}` });
+  });
+
+  it('WhatsApp (WAHA): POST /api/sendText with X-Api-Key and chatId <digits>@c.us', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp', { agentIds: [agent.id] });
+    const { conversationId, inboundId, inboundMessageId } = await activeConversation(h, ch, agent.id, '4915112340000');
+
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Yes, in stock.', replyToMessageId: inboundMessageId }, agent.token);
+    const { messageId, deliveryId } = await json(res);
+    await settled(h, deliveryId);
+    const req = fakes.waha.requests.at(-1)!;
+    expect(req.path).toBe('/api/sendText');
+    expect(req.headers['x-api-key']).toBe(WAHA_KEY);
+    expect(req.body).toEqual({ session: 'default', chatId: '4915112340000@c.us', text: 'Yes, in stock.', reply_to: inboundId });
+    expect(messageRow(h, messageId).provider_message_id).toBe((req.response as { id: string }).id);
+  });
+
+  it('api channel: a signed message.created to the callback URL, webhook-id = delivery id', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'api', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, 'crm-42');
+
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'It ships today.' }, agent.token);
+    const { messageId, deliveryId } = await json(res);
+    await settled(h, deliveryId);
+    const req = fakes.callback.requests.at(-1)!;
+    expect(req.path).toBe('/hooks/switchboard');
+    expect(req.headers['webhook-id']).toBe(deliveryId);
+    expect(verifyStandardWebhook(ch.secret!, req.headers, req.rawBody)).toBe('ok');
+    expect(req.body).toMatchObject({
+      type: 'message.created',
+      data: { conversationId, contact: { id: 'crm-42' }, message: { id: messageId, text: 'It ships today.', agentId: agent.id } },
+    });
+  });
+});
+
+describe('reply rules', () => {
+  it('403 for another agent, 409 when the conversation is not active, 404 for an unknown one; the admin may write', async () => {
+    setup();
+    const agent = await createAgent(h, 'Owner');
+    const other = await createAgent(h, 'Other');
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id, other.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '700000002');
+    const path = `/api/conversations/${conversationId}/messages`;
+
+    const forbidden = await h.api('POST', path, { text: 'hi' }, other.token);
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers.get('content-type')).toContain('application/problem+json');
+    expect((await h.api('POST', path, { text: 'hi' }, null)).status).toBe(401);
+    expect((await h.api('POST', '/api/conversations/cv_missing/messages', { text: 'hi' }, agent.token)).status).toBe(404);
+
+    const byAdmin = await h.api('POST', path, { text: 'From the supervisor' });
+    expect(byAdmin.status).toBe(202);
+    expect(messageRow(h, (await json(byAdmin)).messageId).agent_id).toBe(agent.id);
+
+    for (const state of ['wrapup', 'closed', 'queued', 'offered']) {
+      h.sql.prepare('UPDATE conversations SET state = ? WHERE id = ?').run(state, conversationId);
+      const res = await h.api('POST', path, { text: 'hi' }, agent.token);
+      expect(res.status, state).toBe(409);
+      expect((await json(res)).code).toBe('conversation_not_active');
+    }
+    expect(h.sql.prepare("SELECT count(*) FROM messages WHERE direction = 'out'").pluck().get()).toBe(1);
+  });
+
+  it.each<[string, unknown, number, string]>([
+    ['no content', {}, 400, 'text'],
+    ['both text and template', { text: 'a', template }, 400, 'template'],
+    ['blank text', { text: '   ' }, 400, 'text'],
+    ['text over 4096 characters', { text: 'x'.repeat(4097) }, 400, 'text'],
+    ['an unknown field', { text: 'a', html: '<b>' }, 400, 'html'],
+    ['a template without language', { template: { name: 'x' } }, 400, 'template.language'],
+    ['a template on Telegram', { template }, 400, 'template'],
+    ['a reply to a message of another conversation', { text: 'a', replyToMessageId: 'msg_nope' }, 400, 'replyToMessageId'],
+  ])('refuses %s and stores nothing', async (_name, body, status, field) => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '700000003');
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, body, agent.token);
+    expect(res.status).toBe(status);
+    expect((await json(res)).field).toBe(field);
+    expect(h.sql.prepare('SELECT count(*) FROM deliveries').pluck().get()).toBe(0);
+  });
+
+  it('WhatsApp Business 24-hour rule: free text refused before sending (422 template_required, field text) when the last inbound is old or absent', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000002');
+    const path = `/api/conversations/${conversationId}/messages`;
+
+    h.sql.prepare('UPDATE contacts SET last_inbound_at = ?').run(Date.now() - 23 * 3600_000);
+    expect((await h.api('POST', path, { text: 'within the window' }, agent.token)).status).toBe(202);
+
+    for (const last of [Date.now() - 24 * 3600_000 - 60_000, null]) {
+      h.sql.prepare('UPDATE contacts SET last_inbound_at = ?').run(last);
+      const res = await h.api('POST', path, { text: 'too late' }, agent.token);
+      expect(res.status).toBe(422);
+      const problem = await json(res);
+      expect(problem).toMatchObject({ code: 'template_required', field: 'text' });
+      expect(problem.detail).toMatch(/24 hours/);
+      expect(problem.detail).toMatch(/template/);
+    }
+    expect(h.sql.prepare('SELECT count(*) FROM deliveries').pluck().get()).toBe(1);
+  });
+});
+
+describe('write first', () => {
+  it.each<[Provider, string, Record<string, unknown>, string]>([
+    ['whatsapp_business', '+49 151 2345-6789', { template }, '4915123456789'],
+    ['telegram', '700000010', { text: 'Hello from the shop' }, '700000010'],
+    ['whatsapp', '4915100000010', { text: 'Hello from the shop' }, '4915100000010'],
+  ])('%s: 202 {conversationId, messageId, deliveryId}; contact created, conversation active with the agent, load counted, sent', async (provider, to, content, recipient) => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, provider, { agentIds: [agent.id] });
+    const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to, name: 'New Client', ...content }, agent.token);
+    expect(res.status, await res.clone().text()).toBe(202);
+    const out = await json(res);
+    expect(out).toMatchObject({ conversationId: expect.stringMatching(/^cv_/), messageId: expect.stringMatching(/^msg_/), deliveryId: expect.stringMatching(/^dl_/) });
+
+    const conv = await json(await h.api('GET', `/api/conversations/${out.conversationId}`));
+    expect(conv).toMatchObject({ channelId: ch.id, state: 'active', agentId: agent.id, utilization: 30 });
+    const contact = await json(await h.api('GET', `/api/contacts/${conv.contactId}`));
+    expect(contact).toMatchObject({ channelId: ch.id, providerContactId: recipient, name: 'New Client', lastInboundAt: null });
+    expect((await json(await h.api('GET', `/api/agents/${agent.id}`))).load).toBe(30);
+    const history = (await json(await h.api('GET', `/api/conversations/${out.conversationId}/history`))).data;
+    expect(history).toEqual([expect.objectContaining({ from: null, to: 'active', agentId: agent.id, reason: 'write_first' })]);
+
+    await settled(h, out.deliveryId);
+    expect(messageRow(h, out.messageId).status).toBe('sent');
+    const fake = provider === 'whatsapp_business' ? fakes.waba : provider === 'telegram' ? fakes.telegram : fakes.waha;
+    const body = fake.requests.at(-1)!.body as Record<string, unknown>;
+    if (provider === 'whatsapp_business') expect(body).toMatchObject({ to: recipient, type: 'template' });
+    if (provider === 'telegram') expect(body).toMatchObject({ chat_id: Number(recipient) });
+    if (provider === 'whatsapp') expect(body).toMatchObject({ chatId: `${recipient}@c.us` });
+
+    // The client's answer joins the agent's conversation.
+    await inbound(h, ch, recipient);
+    const convs = (await json(await h.api('GET', `/api/conversations?channelId=${ch.id}`))).data;
+    expect(convs).toHaveLength(1);
+    expect((await json(await h.api('GET', `/api/conversations/${out.conversationId}/messages`))).data).toHaveLength(2);
+  });
+
+  it('commits message, delivery, outbox rows and the agent’s assigned event before any job exists', async () => {
+    h = outboundHarness(fakes); // no relay, no worker
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const out = await json(await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '700000011', text: 'hi' }, agent.token));
+    const rows = h.sql.prepare("SELECT kind, payload FROM outbox WHERE kind IN ('delivery', 'event')").all() as Array<{ kind: string; payload: string }>;
+    expect(rows.map((r) => [r.kind, JSON.parse(r.payload)])).toEqual(
+      expect.arrayContaining([
+        ['delivery', { deliveryId: out.deliveryId, cycle: 0, attempt: 1, runAt: expect.any(Number) }],
+        ['event', { agentId: agent.id, event: 'assigned', data: { conversationId: out.conversationId, channelId: ch.id, writeFirst: true } }],
+      ]),
+    );
+    expect(h.sql.prepare('SELECT status, attempts, enqueued_at IS NOT NULL AS queued FROM deliveries').get()).toEqual({ status: 'pending', attempts: 0, queued: 1 });
+    expect(await h.deps.queues.deliveries.getJobCounts('waiting', 'delayed', 'active')).toEqual({ waiting: 0, delayed: 0, active: 0 });
+  });
+
+  it('WhatsApp Business: free text to a new contact is refused (no 24-hour window yet), nothing stored', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '4915100000011', text: 'hi' }, agent.token);
+    expect(res.status).toBe(422);
+    expect(await json(res)).toMatchObject({ code: 'template_required', field: 'text' });
+    expect(h.sql.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(0);
+    expect(h.sql.prepare('SELECT count(*) FROM contacts').pluck().get()).toBe(0);
+  });
+
+  it('an api channel writes first through its Telegram channel: contact and conversation live in the sending channel', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const tg = await createChannel(h, fakes, 'telegram', { agentIds: [] });
+    const api = await createChannel(h, fakes, 'api', { agentIds: [agent.id], writeFirst: { enabled: true, channelId: tg.id } });
+    const res = await h.api('POST', `/api/channels/${api.id}/write-first`, { to: '700000020', text: 'Hello' }, agent.token);
+    expect(res.status, await res.clone().text()).toBe(202);
+    const out = await json(res);
+    expect(out.channelId).toBe(tg.id);
+    const conv = await json(await h.api('GET', `/api/conversations/${out.conversationId}`));
+    expect(conv).toMatchObject({ channelId: tg.id, state: 'active', agentId: agent.id });
+    const history = (await json(await h.api('GET', `/api/conversations/${out.conversationId}/history`))).data;
+    expect(history[0].reason).toBe(`write_first_from:${api.id}`);
+    expect(JSON.parse(messageRow(h, out.messageId).details)).toMatchObject({ to: '700000020', writeFirstFromChannelId: api.id });
+    await settled(h, out.deliveryId);
+    expect(fakes.telegram.requests.at(-1)!.body).toMatchObject({ chat_id: 700000020, text: 'Hello' });
+    expect(fakes.callback.requestCount).toBe(0);
+  });
+
+  it('reuses the contact and the agent’s open conversation; another agent’s open conversation is a 409', async () => {
+    setup();
+    const agent = await createAgent(h, 'First');
+    const other = await createAgent(h, 'Second');
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id, other.id] });
+    const path = `/api/channels/${ch.id}/write-first`;
+    const a = await json(await h.api('POST', path, { to: '700000030', text: 'one' }, agent.token));
+    const b = await json(await h.api('POST', path, { to: '700000030', text: 'two' }, agent.token));
+    expect(b.conversationId).toBe(a.conversationId);
+    expect((await json(await h.api('GET', `/api/agents/${agent.id}`))).load).toBe(30);
+    const clash = await h.api('POST', path, { to: '700000030', text: 'three' }, other.token);
+    expect(clash.status).toBe(409);
+    expect((await json(clash)).detail).toContain(a.conversationId);
+    expect(h.sql.prepare('SELECT count(*) FROM contacts').pluck().get()).toBe(1);
+
+    // Once closed, writing first starts a new conversation with the same contact.
+    h.sql.prepare("UPDATE conversations SET state = 'closed'").run();
+    const c = await json(await h.api('POST', path, { to: '700000030', text: 'four' }, other.token));
+    expect(c.conversationId).not.toBe(a.conversationId);
+    expect(h.sql.prepare('SELECT count(DISTINCT contact_id) FROM conversations').pluck().get()).toBe(1);
+  });
+
+  it('reuses a WhatsApp Business contact known by phone (it wrote before), within the window free text is fine', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    await inbound(h, ch, '4915100000040');
+    h.sql.prepare("UPDATE conversations SET state = 'closed'").run();
+    const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '+4915100000040', text: 'Following up' }, agent.token);
+    expect(res.status).toBe(202);
+    expect(h.sql.prepare('SELECT count(*) FROM contacts').pluck().get()).toBe(1);
+  });
+
+  it.each<[string, (ctx: { ch: string; agent: { id: string; token: string }; outsider: { id: string; token: string } }) => [string, unknown, string | null], number, string]>([
+    ['write-first disabled', ({ agent }) => ['DISABLED', { to: '700000050', text: 'x' }, agent.token], 422, 'write_first_disabled'],
+    ['an agent not of the channel', ({ ch, outsider }) => [ch, { to: '700000050', text: 'x' }, outsider.token], 403, 'forbidden'],
+    ['an agent writing as another', ({ ch, agent, outsider }) => [ch, { to: '700000050', text: 'x', agentId: outsider.id }, agent.token], 403, 'forbidden'],
+    ['the admin without agentId', ({ ch }) => [ch, { to: '700000050', text: 'x' }, 'ADMIN'], 400, 'validation_failed'],
+    ['no token', ({ ch }) => [ch, { to: '700000050', text: 'x' }, null], 401, 'unauthorized'],
+    ['a chat id that is not a number', ({ ch, agent }) => [ch, { to: '@someone', text: 'x' }, agent.token], 400, 'validation_failed'],
+    ['missing to', ({ ch, agent }) => [ch, { text: 'x' }, agent.token], 400, 'validation_failed'],
+    ['an unknown channel', ({ agent }) => ['ch_nope', { to: '700000050', text: 'x' }, agent.token], 404, 'not_found'],
+  ])('refuses %s', async (_name, make, status, code) => {
+    setup();
+    const agent = await createAgent(h, 'Member');
+    const outsider = await createAgent(h, 'Outsider');
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const off = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id], writeFirst: { enabled: false, channelId: null } });
+    const [target, body, token] = make({ ch: ch.id, agent, outsider });
+    const res = await h.api('POST', `/api/channels/${target === 'DISABLED' ? off.id : target}/write-first`, body, token === 'ADMIN' ? undefined : token);
+    expect(res.status).toBe(status);
+    expect((await json(res)).code).toBe(code);
+    expect(h.sql.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(0);
+  });
+
+  it('validates phone numbers for WhatsApp', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp', { agentIds: [agent.id] });
+    for (const to of ['abc', '123', '+1 234 567 890 123 456 7']) {
+      const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to, text: 'x' }, agent.token);
+      expect(res.status, to).toBe(400);
+      expect((await json(res)).field).toBe('to');
+    }
+  });
+
+  it('the admin writes first for a named agent of the channel', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '700000060', text: 'x', agentId: agent.id });
+    expect(res.status).toBe(202);
+    const conv = await json(await h.api('GET', `/api/conversations/${(await json(res)).conversationId}`));
+    expect(conv.agentId).toBe(agent.id);
+  });
+});
+
+describe('secrets', () => {
+  it('never puts tokens in responses or logs', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    fakes.telegram.script({ status: 400, body: { ok: false, error_code: 400, description: `Bad Request: token ${TG_TOKEN} rejected` } });
+    const out = await json(await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '700000070', text: 'x' }, agent.token));
+    await settled(h, out.deliveryId);
+    const detail = await (await h.api('GET', `/api/deliveries/${out.deliveryId}`)).text();
+    expect(detail).toContain('[redacted]');
+    expect(detail).not.toContain(TG_TOKEN);
+    expect(h.logs.text).not.toContain(TG_TOKEN);
+    expect(h.logs.text).not.toContain(TG_TOKEN.split(':')[1]);
+  });
+});
