@@ -2,29 +2,9 @@ import { and, asc, desc, eq, lt, or, sql, type SQL } from 'drizzle-orm';
 import { contacts, conversationHistory, conversations, messages, type ConversationState } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { ServiceContext } from '../services.js';
+import { decodeCursor, toPage, type Page } from '../lib/cursor.js';
 
 /** Read side of what ingest and ACD stored: conversations, their messages and history, contacts. */
-
-export interface Page<T> {
-  data: T[];
-  /** Pass as `cursor` to get the next (older) page; null at the end. */
-  nextCursor: string | null;
-}
-
-function encodeCursor(createdAt: number, id: string): string {
-  return btoa(`${createdAt}:${id}`).replaceAll('=', '');
-}
-
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  try {
-    const [ts, id] = atob(cursor).split(':');
-    const createdAt = Number(ts);
-    if (!id || !Number.isSafeInteger(createdAt)) throw new Error('bad');
-    return { createdAt, id };
-  } catch {
-    throw AppError.validation('cursor', 'is not a cursor this API returned');
-  }
-}
 
 type ConversationRow = typeof conversations.$inferSelect;
 
@@ -76,12 +56,7 @@ export function createConversationService(ctx: ServiceContext) {
         .orderBy(desc(conversations.createdAt), desc(conversations.id))
         .limit(filter.limit + 1)
         .all();
-      const page = rows.slice(0, filter.limit);
-      const last = page.at(-1);
-      return {
-        data: page.map(conversationView),
-        nextCursor: rows.length > filter.limit && last ? encodeCursor(last.createdAt, last.id) : null,
-      };
+      return toPage(rows, filter.limit, conversationView);
     },
 
     get(id: string) {

@@ -4,6 +4,7 @@ import { deliveries, deliveryAttempts, messages, type DeliveryStatus } from '../
 import { AppError } from '../errors.js';
 import { addToOutbox } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
+import { decodeCursor, toPage } from '../lib/cursor.js';
 
 /**
  * Ops over deliveries: list and inspect (with the attempt log), and replay one or many by filter.
@@ -54,21 +55,6 @@ export function parseTimeBound(value: string | number, now: number, field: strin
 }
 
 type DeliveryRow = typeof deliveries.$inferSelect;
-
-function encodeCursor(createdAt: number, id: string): string {
-  return btoa(`${createdAt}:${id}`).replaceAll('=', '');
-}
-
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  try {
-    const [ts, id] = atob(cursor).split(':');
-    const createdAt = Number(ts);
-    if (!id || !Number.isSafeInteger(createdAt)) throw new Error('bad');
-    return { createdAt, id };
-  } catch {
-    throw AppError.validation('cursor', 'is not a cursor this API returned');
-  }
-}
 
 export function deliveryView(r: DeliveryRow & { conversationId: string; messageStatus: string }) {
   return {
@@ -191,12 +177,7 @@ export function createDeliveryOps(ctx: ServiceContext) {
         .orderBy(desc(deliveries.createdAt), desc(deliveries.id))
         .limit(filter.limit + 1)
         .all();
-      const page = rows.slice(0, filter.limit);
-      const last = page.at(-1);
-      return {
-        data: page.map(deliveryView),
-        nextCursor: rows.length > filter.limit && last ? encodeCursor(last.createdAt, last.id) : null,
-      };
+      return toPage(rows, filter.limit, deliveryView);
     },
 
     /** One delivery with its attempt log (every cycle, oldest first). */
