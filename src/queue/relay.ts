@@ -162,7 +162,8 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
         failures = 0;
       } catch (err) {
         failures++;
-        delay = Math.min(IDLE_POLL_MS * 2 ** Math.min(failures, 4), 15_000);
+        // Capped low: an outage costs one claim every 5 s, and work flows within seconds of Redis returning.
+        delay = Math.min(IDLE_POLL_MS * 2 ** Math.min(failures, 4), 5_000);
         if (failures === 1 || failures % 20 === 0) {
           log.warn({ err: (err as Error).message, failures }, 'outbox relay cannot reach Redis; rows kept, retrying');
         }
