@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { tempDataDir, uniquePrefix } from './harness.js';
 import { startGatewayProcess, type GatewayProcess } from './process.js';
+import { expectHoldCountersConsistent } from './invariants.js';
 
 /**
  * Two gateway processes (each with its ACD worker) on one database file and one Redis, hit with a
@@ -105,6 +106,7 @@ describe('ACD across two processes', () => {
       .all() as Array<{ n: number }>;
     for (const r of perAgentChannel) expect(r.n).toBeLessThanOrEqual(2);
     expect(db.prepare("SELECT count(*) FROM conversations WHERE state = 'queued'").pluck().get()).toBe(108);
+    expectHoldCountersConsistent(db);
     db.close();
   });
 });

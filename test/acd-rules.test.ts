@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/lib/clock.js';
 import { newId } from '../src/lib/ids.js';
 import { channelBody, createHarness, json, type Harness } from './harness.js';
+import { expectHoldCountersConsistent } from './invariants.js';
 
 /**
  * Every rule of DESIGN.md §2 on a fake clock, through the ACD service with a real SQLite file.
@@ -15,6 +16,8 @@ beforeEach(() => {
   h = createHarness({ clock });
 });
 afterEach(async () => {
+  // Every rule's end state keeps the load and per-channel hold counters equal to the conversations held.
+  expectHoldCountersConsistent(h.deps.db.$client);
   await h.close();
 });
 
@@ -58,6 +61,14 @@ function enqueue(channelId: string): string {
     .run(id, channelId, contactId, now, now, now);
   clock.advance(10);
   return id;
+}
+
+/** An active conversation held by the agent since `at`, written as an assignment writes it (load and hold counters). */
+function holdActive(channelId: string, agentId: string, utilization: number, at: number): void {
+  const id = enqueue(channelId);
+  sql().prepare("UPDATE conversations SET state = 'active', agent_id = ?, utilization = ? WHERE id = ?").run(agentId, utilization, id);
+  sql().prepare('UPDATE agents SET load = load + ?, last_assigned_at = ? WHERE id = ?').run(utilization, at, agentId);
+  sql().prepare('INSERT INTO agent_channel_holds (channel_id, agent_id, held) VALUES (?, ?, 1)').run(channelId, agentId);
 }
 
 function conv(id: string): { state: string; agentId: string | null; completionCodeId: string | null } {
@@ -135,11 +146,13 @@ describe('choice and order', () => {
     const [x, y, z] = [await agent('X'), await agent('Y'), await agent('Z')];
     for (const ag of [x, y, z]) await online(ag.id);
     const ch = await channel([x.id, y.id, z.id], { utilization: 10, ...autoAnswer });
+    const other = await channel([x.id, y.id, z.id], { utilization: 10, ...autoAnswer });
     const t = clock.now();
     const ids = [x.id, y.id, z.id].sort();
-    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 30 WHERE id = ?').run(t, ids[0]);
-    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 10 WHERE id = ?').run(t, ids[1]);
-    sql().prepare('UPDATE agents SET last_assigned_at = ?, load = 10 WHERE id = ?').run(t, ids[2]);
+    // Equal idle times; loads 30 / 10 / 10 from conversations held in another channel.
+    holdActive(other, ids[0]!, 30, t);
+    holdActive(other, ids[1]!, 10, t);
+    holdActive(other, ids[2]!, 10, t);
     const c = enqueue(ch);
     acd().dispatch(ch);
     expect(conv(c).agentId).toBe(ids[1]); // load 10 beats 30; id breaks the 10/10 tie

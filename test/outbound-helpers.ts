@@ -223,6 +223,12 @@ export function activate(h: OutboundHarness, channelId: string, agentId: string,
     .get(channelId) as string;
   h.sql.prepare("UPDATE conversations SET state = 'active', agent_id = ?, utilization = ? WHERE id = ?").run(agentId, utilization, conv);
   h.sql.prepare('UPDATE agents SET load = load + ? WHERE id = ?').run(utilization, agentId);
+  h.sql
+    .prepare(
+      `INSERT INTO agent_channel_holds (channel_id, agent_id, held) VALUES (?, ?, 1)
+       ON CONFLICT (channel_id, agent_id) DO UPDATE SET held = held + 1`,
+    )
+    .run(channelId, agentId);
   return conv;
 }
 

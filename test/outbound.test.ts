@@ -17,9 +17,11 @@ import {
   type Provider,
 } from './outbound-helpers.js';
 import { verifyStandardWebhook } from './fakes/index.js';
+import { expectHoldCountersConsistent } from './invariants.js';
 
 let fakes: Fakes;
 let h: OutboundHarness;
+let open = false;
 beforeAll(async () => {
   fakes = await startFakes();
 });
@@ -27,7 +29,10 @@ afterAll(async () => {
   await fakes.close();
 });
 afterEach(async () => {
+  // Write-first holds count toward the agent's load and per-channel counter like ACD assignments.
+  if (open) expectHoldCountersConsistent(h.deps.db.$client);
   await h?.close();
+  open = false;
   fakes.reset();
 });
 
@@ -35,6 +40,7 @@ const template = { name: 'order_update', language: { code: 'en_US' }, components
 
 function setup() {
   h = outboundHarness(fakes);
+  open = true;
   h.startWorker();
   return h;
 }
@@ -254,6 +260,7 @@ describe('write first', () => {
 
   it('commits message, delivery, outbox rows and the agent’s assigned event before any job exists', async () => {
     h = outboundHarness(fakes); // no relay, no worker
+    open = true;
     const agent = await createAgent(h);
     const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
     const out = await json(await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '700000011', text: 'hi' }, agent.token));
@@ -314,7 +321,8 @@ describe('write first', () => {
     expect(h.sql.prepare('SELECT count(*) FROM contacts').pluck().get()).toBe(1);
 
     // Once closed, writing first starts a new conversation with the same contact.
-    h.sql.prepare("UPDATE conversations SET state = 'closed'").run();
+    expect((await h.api('POST', `/api/conversations/${a.conversationId}/close`, undefined, agent.token)).status).toBe(200);
+    expect((await json(await h.api('GET', `/api/agents/${agent.id}`))).load).toBe(0);
     const c = await json(await h.api('POST', path, { to: '700000030', text: 'four' }, other.token));
     expect(c.conversationId).not.toBe(a.conversationId);
     expect(h.sql.prepare('SELECT count(DISTINCT contact_id) FROM conversations').pluck().get()).toBe(1);

@@ -3,6 +3,7 @@ import { agents, channelCompletionCodes, conversationDeclines, conversations } f
 import { AppError } from '../errors.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
+import { createBestAgentQueries } from './best-agent.js';
 import { agentEvent, closeHeld, recordHistory, returnToFront, type Tx } from './transitions.js';
 
 /**
@@ -33,6 +34,7 @@ export function createAcdService(ctx: ServiceContext) {
   const sqlite = db.$client;
 
   // Prepared statements for the dispatch loop (the hot path); documented inline.
+  const { bestAgent } = createBestAgentQueries(sqlite);
   const q = {
     channel: sqlite.prepare(
       `SELECT id, utilization, auto_assign_limit, auto_answer, notification_timeout_sec
@@ -45,30 +47,21 @@ export function createAcdService(ctx: ServiceContext) {
     ),
     declinedByChannelAgents: sqlite
       .prepare(
-        `SELECT count(*) FROM conversation_declines d JOIN channel_agents ca ON ca.agent_id = d.agent_id AND ca.channel_id = ?
-         WHERE d.conversation_id = ?`,
+        // CROSS JOIN: walk this conversation's declines (usually none), not the channel's agents.
+        `SELECT count(*) FROM conversation_declines d CROSS JOIN channel_agents ca ON ca.channel_id = @ch AND ca.agent_id = d.agent_id
+         WHERE d.conversation_id = @conv`,
       )
       .pluck(),
-    /**
-     * The eligible agent chosen per §2.1–2.2: in the channel's list, online, load + utilization
-     * ≤ 100, fewer than autoAssignLimit held conversations in this channel, not excluded by a
-     * decline (unless ignoreDeclines); longest idle first, then lowest load, then id.
-     * Named args: ch, util, lim, ignore (0/1: every channel agent declined), conv.
-     */
-    bestAgent: sqlite.prepare(
-      `SELECT a.id, a.load FROM channel_agents ca JOIN agents a ON a.id = ca.agent_id
-       WHERE ca.channel_id = @ch AND a.status = 'online' AND a.load + @util <= 100
-         AND (SELECT count(*) FROM conversations c
-              WHERE c.agent_id = a.id AND c.channel_id = @ch AND c.state IN ('offered', 'active', 'wrapup')) < @lim
-         AND (@ignore = 1 OR NOT EXISTS (SELECT 1 FROM conversation_declines d WHERE d.conversation_id = @conv AND d.agent_id = a.id))
-       ORDER BY coalesce(a.last_assigned_at, a.online_since, 0), a.load, a.id
-       LIMIT 1`,
-    ),
     assign: sqlite.prepare(
       `UPDATE conversations SET state = ?, agent_id = ?, utilization = ?, offer_seq = offer_seq + 1,
          offer_expires_at = ?, updated_at = ? WHERE id = ? AND state = 'queued'`,
     ),
     chargeAgent: sqlite.prepare('UPDATE agents SET load = load + ?, last_assigned_at = ?, updated_at = ? WHERE id = ?'),
+    /** The per-channel hold counter (see agentChannelHolds); changeHold in transitions.ts is its other writer. */
+    countHold: sqlite.prepare(
+      `INSERT INTO agent_channel_holds (channel_id, agent_id, held) VALUES (?, ?, 1)
+       ON CONFLICT (channel_id, agent_id) DO UPDATE SET held = held + 1`,
+    ),
     history: sqlite.prepare(
       'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
@@ -86,21 +79,20 @@ export function createAcdService(ctx: ServiceContext) {
     const autoAnswer = ch.auto_answer === 1;
     let assigned = 0;
     for (const conv of queued) {
-      const declined = q.declinedByChannelAgents.get(channelId, conv.id) as number;
-      const ignoreDeclines = declined >= agentCount ? 1 : 0;
+      const declined = q.declinedByChannelAgents.get({ ch: channelId, conv: conv.id }) as number;
+      const ignoreDeclines: 0 | 1 = declined >= agentCount ? 1 : 0;
       const args = { ch: channelId, util: ch.utilization, lim: ch.auto_assign_limit, ignore: ignoreDeclines, conv: conv.id };
-      const agent = q.bestAgent.get(args) as
-        | { id: string; load: number }
-        | undefined;
+      const agent = bestAgent(args);
       if (!agent) {
         // Nobody fits this one. If nobody would fit any conversation, stop; else it was declines.
-        if (ignoreDeclines === 1 || !q.bestAgent.get({ ...args, ignore: 1 })) break;
+        if (ignoreDeclines === 1 || !bestAgent({ ...args, ignore: 1 })) break;
         continue;
       }
       const state = autoAnswer ? 'active' : 'offered';
       const expiresAt = autoAnswer ? null : now + (ch.notification_timeout_sec ?? 30) * 1000;
       if (q.assign.run(state, agent.id, ch.utilization, expiresAt, now, conv.id).changes !== 1) continue;
       q.chargeAgent.run(ch.utilization, now, now, agent.id);
+      q.countHold.run(channelId, agent.id);
       q.history.run(conv.id, 'queued', state, agent.id, autoAnswer ? 'auto_answer' : 'offer', now);
       const seq = conv.offer_seq + 1;
       if (autoAnswer) {

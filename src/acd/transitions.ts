@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { agents, channelAgents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
+import { agentChannelHolds, agents, channelAgents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 
 /**
@@ -26,10 +26,22 @@ export function recordHistory(tx: Tx, e: HistoryEntry): void {
     .run();
 }
 
-export function adjustAgentLoad(tx: Tx, agentId: string, delta: number, now: number): void {
+/**
+ * An agent takes (+1) or lets go of (-1) a conversation of a channel: its load moves by the
+ * conversation's utilization and its per-channel hold counter by one (DESIGN.md §2.1 inputs),
+ * in the caller's transaction.
+ */
+export function changeHold(tx: Tx, hold: { agentId: string; channelId: string; utilization: number }, sign: 1 | -1, now: number): void {
   tx.update(agents)
-    .set({ load: sql`max(0, ${agents.load} + ${delta})`, updatedAt: now })
-    .where(eq(agents.id, agentId))
+    .set({ load: sql`max(0, ${agents.load} + ${sign * hold.utilization})`, updatedAt: now })
+    .where(eq(agents.id, hold.agentId))
+    .run();
+  tx.insert(agentChannelHolds)
+    .values({ channelId: hold.channelId, agentId: hold.agentId, held: Math.max(0, sign) })
+    .onConflictDoUpdate({
+      target: [agentChannelHolds.channelId, agentChannelHolds.agentId],
+      set: { held: sql`max(0, ${agentChannelHolds.held} + ${sign})` },
+    })
     .run();
 }
 
@@ -78,7 +90,7 @@ export function returnToFront(tx: Tx, conv: HeldConversation, reason: string, no
     .where(and(eq(conversations.id, conv.id), eq(conversations.state, 'offered'), eq(conversations.offerSeq, conv.offerSeq)))
     .run();
   if (res.changes !== 1) return false;
-  if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
+  if (conv.agentId) changeHold(tx, { agentId: conv.agentId, channelId: conv.channelId, utilization: conv.utilization ?? 0 }, -1, now);
   recordHistory(tx, { conversationId: conv.id, from: 'offered', to: 'queued', agentId: conv.agentId, reason, at: now });
   dispatchAfterRelease(tx, conv.channelId, conv.agentId, now);
   return true;
@@ -102,7 +114,7 @@ export function closeHeld(
     .where(and(eq(conversations.id, conv.id), eq(conversations.state, from)))
     .run();
   if (res.changes !== 1) return false;
-  if (conv.agentId) adjustAgentLoad(tx, conv.agentId, -(conv.utilization ?? 0), now);
+  if (conv.agentId) changeHold(tx, { agentId: conv.agentId, channelId: conv.channelId, utilization: conv.utilization ?? 0 }, -1, now);
   recordHistory(tx, { conversationId: conv.id, from, to: 'closed', agentId: conv.agentId, reason, at: now });
   dispatchAfterRelease(tx, conv.channelId, conv.agentId, now);
   return true;

@@ -25,7 +25,8 @@ export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.m
 /**
  * Opens the SQLite file in `dataDir` with WAL, foreign keys on, full sync (an acknowledged
  * webhook survives a power cut; group commit amortizes the fsync), and a busy timeout so two
- * processes on one file wait for each other instead of failing.
+ * processes on one file wait for each other instead of failing. The page cache is 64 MiB instead
+ * of SQLite's 2 MiB default: the hot indexes (queues, agents, hold counters) stay in memory.
  */
 export function openDb(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true });
@@ -34,6 +35,7 @@ export function openDb(dataDir: string): Db {
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 10000');
+  sqlite.pragma('cache_size = -65536');
   return drizzle(sqlite, { schema, casing: 'snake_case' }) as Db;
 }
 

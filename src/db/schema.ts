@@ -78,8 +78,42 @@ export const channelAgents = sqliteTable(
     agentId: text()
       .notNull()
       .references(() => agents.id, { onDelete: 'cascade' }),
+    /**
+     * Copies of the agent's ACD ordering fields, kept equal to `agents` by the triggers of
+     * migration 0002 (agents_mirror_*), never written by code: status = 'online' (0/1), idle since
+     * coalesce(last_assigned_at, online_since, 0), and load. With channel_agents_choice_idx they
+     * give each channel its agents in choice order (DESIGN.md §2.2), so dispatch reads the first
+     * eligible one instead of sorting the channel's agents.
+     */
+    agentOnline: integer().notNull().default(0),
+    agentIdleSince: integer().notNull().default(0),
+    agentLoad: integer().notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.channelId, t.agentId] }), index('channel_agents_agent_idx').on(t.agentId)],
+  (t) => [
+    primaryKey({ columns: [t.channelId, t.agentId] }),
+    index('channel_agents_agent_idx').on(t.agentId),
+    index('channel_agents_choice_idx').on(t.channelId, t.agentOnline, t.agentIdleSince, t.agentLoad, t.agentId),
+  ],
+);
+
+/**
+ * How many conversations (offered, active or wrapup) an agent holds in a channel: the per-channel
+ * auto-assign limit's counter (DESIGN.md §2.2), kept in the same transactions that change a
+ * conversation's holder, so dispatch reads one row instead of counting the agent's conversations.
+ * Independent of channel_agents: an agent removed from a channel's list still holds what it holds.
+ */
+export const agentChannelHolds = sqliteTable(
+  'agent_channel_holds',
+  {
+    channelId: text()
+      .notNull()
+      .references(() => channels.id, { onDelete: 'cascade' }),
+    agentId: text()
+      .notNull()
+      .references(() => agents.id, { onDelete: 'cascade' }),
+    held: integer().notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.agentId] })],
 );
 
 export const channelCompletionCodes = sqliteTable(

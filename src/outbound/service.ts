@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, or } from 'drizzle-orm';
-import { adjustAgentLoad, agentEvent, recordHistory } from '../acd/transitions.js';
+import { agentEvent, changeHold, recordHistory } from '../acd/transitions.js';
 import { writeFirstProviders } from '../channels/settings.js';
 import { agents, channelAgents, channels, contacts, conversations } from '../db/schema.js';
 import { AppError } from '../errors.js';
@@ -236,7 +236,7 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
                 updatedAt: now,
               })
               .run();
-            adjustAgentLoad(tx, agentId, sender.utilization, now);
+            changeHold(tx, { agentId, channelId: sender.id, utilization: sender.utilization }, 1, now);
             // The agent's SSE stream hears of it like of an ACD assignment.
             addToOutbox(tx, now, [agentEvent(agentId, 'assigned', { conversationId, channelId: sender.id, writeFirst: true })]);
             recordHistory(tx, {
