@@ -15,6 +15,7 @@ import { migrateDb, openDb } from '../src/db/client.js';
 import { createRedis, withTimeout } from '../src/deps.js';
 import { AppError } from '../src/errors.js';
 import { systemClock } from '../src/lib/clock.js';
+import { nodeMac } from '../src/lib/node-crypto.js';
 import { createLogger } from '../src/log.js';
 import { replayableStatuses, REPLAY_LIMIT_DEFAULT, type ReplayableStatus } from '../src/outbound/ops.js';
 import { createOutboundService } from '../src/outbound/service.js';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const db = openDb(config.dataDir);
   migrateDb(db);
-  const outbound = createOutboundService({ db, clock: systemClock, log, config, notifyOutbox: () => {} });
+  const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {} });
 
   const filter = {
     status: args.status as ReplayableStatus,

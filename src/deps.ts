@@ -12,6 +12,8 @@ import { createOutboundService } from './outbound/service.js';
 import type { Config } from './config.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
+import type { MacEngine } from './lib/crypto.js';
+import { nodeMac } from './lib/node-crypto.js';
 import { createNodeFetch } from './lib/node-fetch.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createLogger, type Logger } from './log.js';
@@ -28,6 +30,8 @@ export interface Deps {
   log: Logger;
   clock: Clock;
   fetch: typeof fetch;
+  /** MAC primitives for signature checks (Web Crypto's interface, node:crypto's speed). */
+  mac: MacEngine;
   /** Producer connection: fails fast when Redis is down (the outbox keeps the work). */
   redis: Redis;
   queues: { acd: Queue; deliveries: Queue };
@@ -42,6 +46,8 @@ export interface BuildOptions {
   clock?: Clock;
   log?: Logger;
   fetch?: typeof fetch;
+  /** Defaults to node:crypto's engine; tests may pass webCryptoMac. */
+  mac?: MacEngine;
 }
 
 function buildServices(ctx: ServiceContext) {
@@ -105,7 +111,8 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     targets: { acdQueue: queues.acd, deliveriesQueue: queues.deliveries, publisher: redis, queuePrefix: config.queuePrefix },
   });
 
-  const ctx: ServiceContext = { db, clock, log, config, notifyOutbox: () => relay.notify() };
+  const mac = opts.mac ?? nodeMac;
+  const ctx: ServiceContext = { db, clock, log, config, mac, notifyOutbox: () => relay.notify() };
 
   return {
     config,
@@ -115,6 +122,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     clock,
     // Provider sends: node:http keep-alive pools (undici's fetch costs ~3× the CPU per request).
     fetch: opts.fetch ?? createNodeFetch(),
+    mac,
     redis,
     queues,
     relay,

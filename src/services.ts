@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import type { Db } from './db/client.js';
 import type { Clock } from './lib/clock.js';
+import type { MacEngine } from './lib/crypto.js';
 import type { Logger } from './log.js';
 
 /** What every domain service is built from: no HTTP, no queues, just the database and the clock. */
@@ -9,6 +10,8 @@ export interface ServiceContext {
   clock: Clock;
   log: Logger;
   config: Config;
+  /** MAC primitives for webhook signatures (node:crypto's in the Node gateway, see src/lib/node-crypto.ts). */
+  mac: MacEngine;
   /** Called after a transaction that wrote outbox rows commits, so the relay moves them promptly. */
   notifyOutbox: () => void;
 }

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,7 +57,29 @@ function signedRequest(runTag: string) {
   return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}` } };
 }
 
-async function drive(url: string, runTag: string) {
+/** CPU seconds (user + system, all threads) a child process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds per thread name (main, libuv workers, V8 GC helpers…), for BENCH_THREADS=1. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      out.set(`${name}/${tid === String(pid) ? "main" : tid}`, (Number(f[11]) + Number(f[12])) / 100);
+    } catch { /* thread exited */ }
+  }
+  return out;
+}
+
+async function drive(url: string, runTag: string, pid: number) {
+  const cpuBefore = cpuSeconds(pid);
+  const threadsBefore = process.env.BENCH_THREADS ? threadCpu(pid) : null;
   const result = await autocannon({
     url,
     connections,
@@ -65,7 +87,15 @@ async function drive(url: string, runTag: string) {
     method: 'POST',
     requests: [{ setupRequest: (req: any) => ({ ...req, ...signedRequest(runTag) }) }],
   });
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  if (threadsBefore) {
+    const after = threadCpu(pid);
+    const rows = [...after].filter(([name, t]) => t - (threadsBefore.get(name) ?? 0) > 0.05).map(([name, t]) => `${name} ${((t - (threadsBefore.get(name) ?? 0)) / seconds * 100).toFixed(0)}%`);
+    console.log(`  threads of ${pid}: ${rows.join(', ')}`);
+  }
   return {
+    cpuPct: (cpu / seconds) * 100,
+    cpuUsPerReq: (cpu * 1e6) / Math.max(1, result['2xx'] + result.non2xx),
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -80,7 +110,8 @@ async function main() {
   const children: ChildProcess[] = [];
   try {
     const barePort = await freePort();
-    children.push(await startChild(['scripts/bench/bare-app.ts'], { PORT: String(barePort) }, (o) => o.includes('ready')));
+    const bareChild = await startChild(['scripts/bench/bare-app.ts'], { PORT: String(barePort) }, (o) => o.includes('ready'));
+    children.push(bareChild);
 
     const gwPort = await freePort();
     const adminToken = 'bench-admin-token-0123456789';
@@ -111,15 +142,16 @@ async function main() {
     await autocannon({ url: `http://127.0.0.1:${barePort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
     await autocannon({ url: `http://127.0.0.1:${gwPort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
 
-    const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, 'bare');
-    const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, 'full');
+    const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, 'bare', bareChild.pid!);
+    const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, 'full', gw.pid!);
 
     const db = new Database(path.join(dataDir, 'switchboard.sqlite'), { readonly: true });
     const stored = db.prepare("SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.full.%'").pluck().get() as number;
     db.close();
 
     const row = (name: string, r: typeof bare) =>
-      `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}`;
+      `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   ` +
+      `CPU ${r.cpuPct.toFixed(0).padStart(3)}% (${r.cpuUsPerReq.toFixed(0)} µs/req)   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}`;
     console.log(`ingest bench: ${connections} connections, ${seconds}s each, signed WABA text payloads`);
     console.log(row('bare Hono (parse JSON)', bare));
     console.log(row('switchboard (full ingest)', full));

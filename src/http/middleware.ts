@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
-import { safeEqual, sha256Hex } from '../lib/crypto.js';
+import { sha256Hex } from '../lib/crypto.js';
 import type { AppEnv, Auth } from './types.js';
 
 /** Takes the caller's X-Request-Id when it looks sane, else makes one; echoes it back. */
@@ -49,7 +49,7 @@ export const requireAuth = ({ roles = ['admin', 'agent'] as Array<Auth['role']> 
     if (token.startsWith(TOKEN_PREFIX_AGENT)) {
       const agentId = deps.services.agents.findIdByTokenHash(await sha256Hex(token));
       if (agentId) auth = { role: 'agent', agentId };
-    } else if (await safeEqual(token, deps.adminToken)) {
+    } else if (await deps.mac.safeEqual(token, deps.adminToken)) {
       auth = { role: 'admin' };
     }
     if (!auth) throw new AppError('unauthorized', 'Invalid bearer token');

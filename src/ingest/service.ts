@@ -39,12 +39,25 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     `SELECT ${cols} FROM channels WHERE phone_number_id = ? AND provider = 'whatsapp_business' AND deleted_at IS NULL`,
   );
 
+  // Parsed messenger settings by their stored JSON: the row is read fresh on every request (so an
+  // update from any process applies at once) but parsed once per distinct version. Frozen: shared.
+  const parsed = new Map<string, MessengerConfig>();
+  function messengerOf(json: string): MessengerConfig {
+    let m = parsed.get(json);
+    if (!m) {
+      if (parsed.size >= 1024) parsed.clear();
+      m = Object.freeze(JSON.parse(json)) as MessengerConfig;
+      parsed.set(json, m);
+    }
+    return m;
+  }
+
   function toChannel(row: ChannelRow | undefined): WebhookChannel | null {
     if (!row) return null;
     return {
       id: row.id,
       provider: row.provider,
-      messenger: JSON.parse(row.messenger) as MessengerConfig,
+      messenger: messengerOf(row.messenger),
       conversationType: row.conversation_type,
       chatbotId: row.chatbot_id,
       phoneNumberId: row.phone_number_id,
@@ -77,7 +90,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     async receive(channel: WebhookChannel, headers: Headers, rawBody: Uint8Array): Promise<IngestResult> {
       const provider = providerFor(channel.messenger);
       const receivedAt = ctx.clock.now();
-      const verdict = await provider.verify({ headers, rawBody, now: receivedAt }, channel.messenger);
+      const verdict = await provider.verify({ headers, rawBody, now: receivedAt, mac: ctx.mac }, channel.messenger);
       if (!verdict.ok) throw new AppError('invalid_signature', `Signature check failed: ${verdict.reason}`);
 
       let payload: unknown;
@@ -96,7 +109,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
 
       const result = await committer.submit((): IngestResult => {
         const now = ctx.clock.now();
-        const out: IngestResult = { stored: 0, duplicates: 0, statuses: 0, ignored: 0, queued: 0, duplicateDelivery: false };
+        const out: IngestResult = { stored: 0, duplicates: 0, statuses: 0, ignored: 0, queued: 0, outbox: 0, duplicateDelivery: false };
         if (normalized.dedupeKey && !store.claimDedupeKey(channel.id, normalized.dedupeKey, now)) {
           out.duplicateDelivery = true;
           return out;
@@ -113,7 +126,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
         }
         return out;
       });
-      if (result.stored > 0) ctx.notifyOutbox();
+      if (result.outbox > 0) ctx.notifyOutbox();
       return result;
     },
 

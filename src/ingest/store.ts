@@ -21,6 +21,8 @@ export interface ApplyOutcome {
   ignored: number;
   /** Conversations created in `queued` (each gets a dispatch outbox row). */
   queued: number;
+  /** Outbox rows written (the relay needs waking only when there are some). */
+  outbox: number;
 }
 
 /** Which outbound statuses may follow which: forward only, never back. */
@@ -40,10 +42,10 @@ export function createIngestStore(sqlite: Database.Database) {
   const s = {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
     contactByProviderId: sqlite.prepare(
-      'SELECT id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?',
+      'SELECT id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?',
     ),
     contactByPhone: sqlite.prepare(
-      'SELECT id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1',
+      'SELECT id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1',
     ),
     insertContact: sqlite.prepare(
       `INSERT INTO contacts (id, channel_id, provider_contact_id, name, phone, username, reachable, last_inbound_at, created_at, updated_at)
@@ -52,6 +54,12 @@ export function createIngestStore(sqlite: Database.Database) {
     updateContact: sqlite.prepare(
       `UPDATE contacts SET provider_contact_id = ?, name = ?, phone = ?, username = ?,
          last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
+         updated_at = ? WHERE id = ?`,
+    ),
+    // Only the inbound time moves (the usual case): leaves the contact's indexed columns, and so
+    // their index pages, untouched.
+    touchContact: sqlite.prepare(
+      `UPDATE contacts SET last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
          updated_at = ? WHERE id = ?`,
     ),
     setReachable: sqlite.prepare('UPDATE contacts SET reachable = ?, updated_at = ? WHERE id = ?'),
@@ -81,7 +89,7 @@ export function createIngestStore(sqlite: Database.Database) {
   };
 
   function upsertContact(channelId: string, c: NormalizedContact, inboundAt: number | null, now: number) {
-    type Row = { id: string; name: string | null; phone: string | null; username: string | null; reachable: number };
+    type Row = { id: string; provider_contact_id: string; name: string | null; phone: string | null; username: string | null; reachable: number };
     let row = s.contactByProviderId.get(channelId, c.providerContactId) as Row | undefined;
     // A contact first seen by phone and now by a business-scoped id (or the reverse) stays one contact.
     if (!row && c.phone) row = s.contactByPhone.get(channelId, c.phone) as Row | undefined;
@@ -90,21 +98,20 @@ export function createIngestStore(sqlite: Database.Database) {
       s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
       return { id, reachable: true };
     }
-    s.updateContact.run(
-      c.providerContactId,
-      c.name ?? row.name,
-      c.phone ?? row.phone,
-      c.username ?? row.username,
-      inboundAt,
-      inboundAt,
-      now,
-      row.id,
-    );
+    const name = c.name ?? row.name;
+    const phone = c.phone ?? row.phone;
+    const username = c.username ?? row.username;
+    if (c.providerContactId === row.provider_contact_id && name === row.name && phone === row.phone && username === row.username) {
+      s.touchContact.run(inboundAt, inboundAt, now, row.id);
+    } else {
+      s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, row.id);
+    }
     return { id: row.id, reachable: row.reachable === 1 };
   }
 
-  function addOutbox(kind: string, payload: unknown, now: number): void {
+  function addOutbox(out: ApplyOutcome, kind: string, payload: unknown, now: number): void {
     s.insertOutbox.run(kind, JSON.stringify(payload), now);
+    out.outbox++;
   }
 
   return {
@@ -133,7 +140,7 @@ export function createIngestStore(sqlite: Database.Database) {
             conversationId = latest.id;
             s.touchConversation.run(now, conversationId);
             if (latest.agent_id && (latest.state === 'active' || latest.state === 'offered')) {
-              addOutbox('event', { agentId: latest.agent_id, event: 'message', data: { conversationId } }, now);
+              addOutbox(out, 'event', { agentId: latest.agent_id, event: 'message', data: { conversationId } }, now);
             }
           } else {
             conversationId = newId('cv');
@@ -141,7 +148,7 @@ export function createIngestStore(sqlite: Database.Database) {
             s.insertConversation.run(conversationId, channel.id, contact.id, channel.conversationType, state, state === 'queued' ? now : null, now, now);
             s.insertHistory.run(conversationId, null, state, null, 'inbound_message', now);
             if (state === 'queued') {
-              addOutbox('dispatch', { channelId: channel.id }, now);
+              addOutbox(out, 'dispatch', { channelId: channel.id }, now);
               out.queued++;
             }
           }

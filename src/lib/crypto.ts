@@ -63,6 +63,22 @@ export async function safeEqual(a: string, b: string): Promise<boolean> {
   return verifyHmac('SHA-256', key, b, mac);
 }
 
+/**
+ * The MAC primitives signature checks need, as a port: provider `verify` code calls these and
+ * nothing else, so it stays Web-standard. `webCryptoMac` (crypto.subtle, above) is the default and
+ * runs anywhere; a Node host may pass an engine built on node:crypto (src/lib/node-crypto.ts),
+ * which computes the same MACs synchronously instead of through the threadpool.
+ */
+export interface MacEngine {
+  hmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string): Uint8Array | Promise<Uint8Array>;
+  /** True when `mac` is the HMAC of `data` under `key`, compared in constant time. */
+  verifyHmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, mac: Uint8Array): boolean | Promise<boolean>;
+  /** Constant-time string equality. */
+  safeEqual(a: string, b: string): boolean | Promise<boolean>;
+}
+
+export const webCryptoMac: MacEngine = { hmac, verifyHmac, safeEqual };
+
 export async function sha256Hex(data: string): Promise<string> {
   return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', toBytes(data))));
 }

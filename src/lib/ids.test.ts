@@ -9,11 +9,21 @@ describe('newId', () => {
     for (const id of [...ids].slice(0, 100)) expect(id).toMatch(/^msg_[0-9a-z]{20}$/);
   });
 
-  it('uses every character about equally', () => {
+  it('uses every character about equally in the random part', () => {
     const counts = new Map<string, number>();
-    for (let i = 0; i < 20_000; i++) for (const ch of newId('ch').slice(3)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    for (let i = 0; i < 20_000; i++) for (const ch of newId('ch').slice(3 + 9)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
     expect(counts.size).toBe(36);
-    const expected = (20_000 * 20) / 36;
+    const expected = (20_000 * 11) / 36;
     for (const n of counts.values()) expect(Math.abs(n - expected) / expected).toBeLessThan(0.05);
+  });
+
+  it('starts with the creation time, so ids sort by it', () => {
+    const t = Date.UTC(2026, 10, 28, 12);
+    const ids = [t + 1000, t, t + 1, t + 86_400_000, t + 999].map((at) => newId('msg', at));
+    expect(ids.map((id) => Number.parseInt(id.slice(4, 13), 36))).toEqual([t + 1000, t, t + 1, t + 86_400_000, t + 999]);
+    expect([...ids].sort()).toEqual([ids[1], ids[2], ids[4], ids[0], ids[3]]);
+    // Same millisecond: still distinct.
+    const same = new Set(Array.from({ length: 10_000 }, () => newId('msg', t)));
+    expect(same.size).toBe(10_000);
   });
 });

@@ -1,3 +1,5 @@
+import type { MacEngine } from '../lib/crypto.js';
+
 /**
  * The provider contract. A messenger is a folder with `verify.ts`, `normalize.ts`, `send.ts` and
  * `fixtures/`; `registry.ts` lists them. Everything here is Web-standard (no `node:` imports):
@@ -27,6 +29,8 @@ export interface VerifyInput {
   rawBody: Uint8Array;
   /** Unix time in milliseconds, for replay windows. */
   now: number;
+  /** The MAC primitives to check signatures with; Web Crypto (crypto.subtle) when absent. */
+  mac?: MacEngine;
 }
 
 export type VerifyResult = { ok: true } | { ok: false; reason: string };

@@ -48,7 +48,7 @@ export function registerWebhooks(app: Hono<AppEnv>): void {
     if (channel.messenger.provider !== 'whatsapp_business') {
       throw new AppError('forbidden', 'Verification handshake is only for WhatsApp Business channels');
     }
-    const result = await verifyHandshake(new URL(c.req.url).searchParams, channel.messenger.verifyToken);
+    const result = await verifyHandshake(new URL(c.req.url).searchParams, channel.messenger.verifyToken, c.get('deps').mac);
     if (!result.ok) throw new AppError('forbidden', 'Verification token mismatch');
     return c.text(result.challenge, 200);
   });

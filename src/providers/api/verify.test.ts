@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
+import { nodeMac } from '../../lib/node-crypto.js';
 import { bytesToBase64, hmac } from '../../lib/crypto.js';
 import { decodeWebhookSecret, signStandardWebhook, verifyApi } from './verify.js';
 
@@ -25,84 +27,96 @@ async function headers(over: Record<string, string | undefined> = {}, sigBody = 
   }
   return new Headers(h);
 }
-const input = (h: Headers, raw: Uint8Array | string = body, at = now) => ({ headers: h, rawBody: typeof raw === 'string' ? enc.encode(raw) : raw, now: at });
+const input = (h: Headers, raw: Uint8Array | string = body, at = now) => ({ headers: h, rawBody: typeof raw === 'string' ? enc.encode(raw) : raw, now: at, mac });
 
-describe('signStandardWebhook', () => {
-  it('produces v1,<base64 HMAC-SHA256 of id.timestamp.body>', async () => {
-    const expected = bytesToBase64(await hmac('SHA-256', key, `${id}.${nowSec}.${body}`));
-    expect(await signStandardWebhook(secret, id, nowSec, body)).toBe(`v1,${expected}`);
+/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
+let mac: MacEngine = webCryptoMac;
+
+describe.each([
+  ['Web Crypto', webCryptoMac],
+  ['node:crypto', nodeMac],
+] as const)('with %s', (_name, engine) => {
+  beforeAll(() => {
+    mac = engine;
   });
 
-  it('matches the Standard Webhooks reference example', async () => {
-    // From the spec's test vectors (libraries/javascript): secret, msg id, timestamp and payload.
-    const sig = await signStandardWebhook(
-      'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-      'msg_p5jXN8AQM9LWM0D4loKWxJek',
-      1614265330,
-      '{"test": 2432232314}',
-    );
-    expect(sig).toBe('v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+  describe('signStandardWebhook', () => {
+    it('produces v1,<base64 HMAC-SHA256 of id.timestamp.body>', async () => {
+      const expected = bytesToBase64(await hmac('SHA-256', key, `${id}.${nowSec}.${body}`));
+      expect(await signStandardWebhook(secret, id, nowSec, body)).toBe(`v1,${expected}`);
+    });
+
+    it('matches the Standard Webhooks reference example', async () => {
+      // From the spec's test vectors (libraries/javascript): secret, msg id, timestamp and payload.
+      const sig = await signStandardWebhook(
+        'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+        'msg_p5jXN8AQM9LWM0D4loKWxJek',
+        1614265330,
+        '{"test": 2432232314}',
+      );
+      expect(sig).toBe('v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+    });
+
+    it('throws on a secret that is not base64', async () => {
+      await expect(signStandardWebhook('whsec_***', id, nowSec, body)).rejects.toThrow();
+    });
+
+    it('decodes secrets with or without the whsec_ prefix', () => {
+      expect(decodeWebhookSecret(secret)).toEqual(key);
+      expect(decodeWebhookSecret(bytesToBase64(key))).toEqual(key);
+      expect(decodeWebhookSecret('whsec_')).toBeNull();
+    });
   });
 
-  it('throws on a secret that is not base64', async () => {
-    await expect(signStandardWebhook('whsec_***', id, nowSec, body)).rejects.toThrow();
-  });
+  describe('verifyApi', () => {
+    it('accepts a fresh, correctly signed request', async () => {
+      expect(await verifyApi(input(await headers()), { secret })).toEqual({ ok: true });
+    });
 
-  it('decodes secrets with or without the whsec_ prefix', () => {
-    expect(decodeWebhookSecret(secret)).toEqual(key);
-    expect(decodeWebhookSecret(bytesToBase64(key))).toEqual(key);
-    expect(decodeWebhookSecret('whsec_')).toBeNull();
-  });
-});
+    const good: [string, () => Promise<Headers>, number?][] = [
+      ['a timestamp 299 s in the past', async () => headers({}, body, nowSec - 299)],
+      ['a timestamp 299 s in the future', async () => headers({}, body, nowSec + 299)],
+      ['exactly 300 s off', async () => headers({}, body, nowSec - 300)],
+      [
+        'any one matching signature among several (key rotation)',
+        async () => {
+          const old = await signStandardWebhook(otherSecret, id, nowSec, body);
+          const cur = await signStandardWebhook(secret, id, nowSec, body);
+          return headers({ 'webhook-signature': `v1a,Zm9v ${old} ${cur}` });
+        },
+      ],
+    ];
+    it.each(good)('accepts %s', async (_name, h) => {
+      expect(await verifyApi(input(await h()), { secret })).toEqual({ ok: true });
+    });
 
-describe('verifyApi', () => {
-  it('accepts a fresh, correctly signed request', async () => {
-    expect(await verifyApi(input(await headers()), { secret })).toEqual({ ok: true });
-  });
+    const bad: [string, () => Promise<Headers>, string?][] = [
+      ['missing webhook-signature', () => headers({ 'webhook-signature': undefined })],
+      ['missing webhook-id', () => headers({ 'webhook-id': undefined })],
+      ['missing webhook-timestamp', () => headers({ 'webhook-timestamp': undefined })],
+      ['a different webhook-id than signed', () => headers({ 'webhook-id': 'msg_other' })],
+      ['a timestamp other than signed', async () => headers({ 'webhook-timestamp': String(nowSec - 1) })],
+      ['a stale timestamp (301 s)', () => headers({}, body, nowSec - 301)],
+      ['a future timestamp (301 s)', () => headers({}, body, nowSec + 301)],
+      ['a timestamp in milliseconds', async () => headers({ 'webhook-timestamp': String(now) })],
+      ['a non-numeric timestamp', () => headers({ 'webhook-timestamp': 'yesterday' })],
+      ['the wrong secret', () => headers({}, body, nowSec, otherSecret)],
+      ['a tampered body', async () => headers({}, body.replace('address', 'adress'))],
+      ['only a v1a entry', () => headers({ 'webhook-signature': 'v1a,Zm9vYmFy' })],
+      ['a garbled signature', () => headers({ 'webhook-signature': 'v1,!!!not-base64' })],
+      ['a signature without version', async () => headers({ 'webhook-signature': (await signStandardWebhook(secret, id, nowSec, body)).slice(3) })],
+      ['an invalid configured secret', () => headers(), 'whsec_'],
+    ];
+    it.each(bad)('rejects %s', async (_name, h, s = secret) => {
+      const result = await verifyApi(input(await h()), { secret: s });
+      expect(result.ok).toBe(false);
+    });
 
-  const good: [string, () => Promise<Headers>, number?][] = [
-    ['a timestamp 299 s in the past', async () => headers({}, body, nowSec - 299)],
-    ['a timestamp 299 s in the future', async () => headers({}, body, nowSec + 299)],
-    ['exactly 300 s off', async () => headers({}, body, nowSec - 300)],
-    [
-      'any one matching signature among several (key rotation)',
-      async () => {
-        const old = await signStandardWebhook(otherSecret, id, nowSec, body);
-        const cur = await signStandardWebhook(secret, id, nowSec, body);
-        return headers({ 'webhook-signature': `v1a,Zm9v ${old} ${cur}` });
-      },
-    ],
-  ];
-  it.each(good)('accepts %s', async (_name, h) => {
-    expect(await verifyApi(input(await h()), { secret })).toEqual({ ok: true });
-  });
-
-  const bad: [string, () => Promise<Headers>, string?][] = [
-    ['missing webhook-signature', () => headers({ 'webhook-signature': undefined })],
-    ['missing webhook-id', () => headers({ 'webhook-id': undefined })],
-    ['missing webhook-timestamp', () => headers({ 'webhook-timestamp': undefined })],
-    ['a different webhook-id than signed', () => headers({ 'webhook-id': 'msg_other' })],
-    ['a timestamp other than signed', async () => headers({ 'webhook-timestamp': String(nowSec - 1) })],
-    ['a stale timestamp (301 s)', () => headers({}, body, nowSec - 301)],
-    ['a future timestamp (301 s)', () => headers({}, body, nowSec + 301)],
-    ['a timestamp in milliseconds', async () => headers({ 'webhook-timestamp': String(now) })],
-    ['a non-numeric timestamp', () => headers({ 'webhook-timestamp': 'yesterday' })],
-    ['the wrong secret', () => headers({}, body, nowSec, otherSecret)],
-    ['a tampered body', async () => headers({}, body.replace('address', 'adress'))],
-    ['only a v1a entry', () => headers({ 'webhook-signature': 'v1a,Zm9vYmFy' })],
-    ['a garbled signature', () => headers({ 'webhook-signature': 'v1,!!!not-base64' })],
-    ['a signature without version', async () => headers({ 'webhook-signature': (await signStandardWebhook(secret, id, nowSec, body)).slice(3) })],
-    ['an invalid configured secret', () => headers(), 'whsec_'],
-  ];
-  it.each(bad)('rejects %s', async (_name, h, s = secret) => {
-    const result = await verifyApi(input(await h()), { secret: s });
-    expect(result.ok).toBe(false);
-  });
-
-  it('verifies the raw bytes: non-ASCII escapes must not be re-serialised', async () => {
-    const raw = '{"type":"message.received","data":{"contact":{"id":"c1"},"message":{"id":"m1","text":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}}}';
-    const h = await headers({}, raw);
-    expect(await verifyApi(input(h, raw), { secret })).toEqual({ ok: true });
-    expect((await verifyApi(input(h, JSON.stringify(JSON.parse(raw))), { secret })).ok).toBe(false);
+    it('verifies the raw bytes: non-ASCII escapes must not be re-serialised', async () => {
+      const raw = '{"type":"message.received","data":{"contact":{"id":"c1"},"message":{"id":"m1","text":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}}}';
+      const h = await headers({}, raw);
+      expect(await verifyApi(input(h, raw), { secret })).toEqual({ ok: true });
+      expect((await verifyApi(input(h, JSON.stringify(JSON.parse(raw))), { secret })).ok).toBe(false);
+    });
   });
 });

@@ -6,7 +6,7 @@
  * Replay:    none; Telegram signs nothing. Deliveries are deduped on `update_id`.
  * Docs:      https://core.telegram.org/bots/api#setwebhook
  */
-import { safeEqual } from '../../lib/crypto.js';
+import { webCryptoMac } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const secretTokenHeader = 'X-Telegram-Bot-Api-Secret-Token';
@@ -17,7 +17,7 @@ export async function verifyTelegram(input: VerifyInput, cfg: { secretToken: str
   const header = input.headers.get(secretTokenHeader);
   if (header === null || header === '') return { ok: false, reason: `missing ${secretTokenHeader}` };
   try {
-    return (await safeEqual(header, cfg.secretToken)) ? { ok: true } : { ok: false, reason: 'secret token mismatch' };
+    return (await (input.mac ?? webCryptoMac).safeEqual(header, cfg.secretToken)) ? { ok: true } : { ok: false, reason: 'secret token mismatch' };
   } catch {
     return { ok: false, reason: 'secret token check failed' };
   }

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
+import { nodeMac } from '../../lib/node-crypto.js';
 import { bytesToHex, hmac } from '../../lib/crypto.js';
 import { verifyHandshake, verifyWhatsAppBusiness } from './verify.js';
 
@@ -13,68 +15,80 @@ async function sign(body: Uint8Array | string, secret = appSecret): Promise<stri
 }
 
 function input(body: Uint8Array, headers: Record<string, string>) {
-  return { headers: new Headers(headers), rawBody: body, now };
+  return { headers: new Headers(headers), rawBody: body, now, mac };
 }
 
-describe('verifyWhatsAppBusiness', () => {
-  it('accepts the HMAC-SHA256 of the raw body', async () => {
-    const sig = await sign(fixture);
-    expect(await verifyWhatsAppBusiness(input(fixture, { 'X-Hub-Signature-256': sig }), { appSecret })).toEqual({ ok: true });
+/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
+let mac: MacEngine = webCryptoMac;
+
+describe.each([
+  ['Web Crypto', webCryptoMac],
+  ['node:crypto', nodeMac],
+] as const)('with %s', (_name, engine) => {
+  beforeAll(() => {
+    mac = engine;
   });
 
-  it('accepts an uppercase hex digest and any header case', async () => {
-    const sig = `sha256=${(await sign(fixture)).slice(7).toUpperCase()}`;
-    expect(await verifyWhatsAppBusiness(input(fixture, { 'x-hub-signature-256': sig }), { appSecret })).toEqual({ ok: true });
-  });
+  describe('verifyWhatsAppBusiness', () => {
+    it('accepts the HMAC-SHA256 of the raw body', async () => {
+      const sig = await sign(fixture);
+      expect(await verifyWhatsAppBusiness(input(fixture, { 'X-Hub-Signature-256': sig }), { appSecret })).toEqual({ ok: true });
+    });
 
-  const bad: [string, () => Promise<Record<string, string>>, Uint8Array?, string?][] = [
-    ['missing header', async () => ({})],
-    ['empty header', async () => ({ 'X-Hub-Signature-256': '' })],
-    ['no sha256= prefix', async () => ({ 'X-Hub-Signature-256': (await sign(fixture)).slice(7) })],
-    ['sha1 prefix', async () => ({ 'X-Hub-Signature-256': `sha1=${(await sign(fixture)).slice(7)}` })],
-    ['not hex', async () => ({ 'X-Hub-Signature-256': `sha256=${'zz'.repeat(32)}` })],
-    ['truncated digest', async () => ({ 'X-Hub-Signature-256': (await sign(fixture)).slice(0, -2) })],
-    ['wrong secret', async () => ({ 'X-Hub-Signature-256': await sign(fixture, 'another-secret') })],
-    ['tampered body', async () => ({ 'X-Hub-Signature-256': await sign(fixture) }), enc.encode(fixture.toString().replace('shipped', 'shipper'))],
-    ['empty app secret configured', async () => ({ 'X-Hub-Signature-256': await sign(fixture) }), fixture, ''],
-  ];
-  it.each(bad)('rejects %s', async (_name, headers, body = fixture, secret = appSecret) => {
-    const result = await verifyWhatsAppBusiness(input(body, await headers()), { appSecret: secret });
-    expect(result.ok).toBe(false);
-  });
+    it('accepts an uppercase hex digest and any header case', async () => {
+      const sig = `sha256=${(await sign(fixture)).slice(7).toUpperCase()}`;
+      expect(await verifyWhatsAppBusiness(input(fixture, { 'x-hub-signature-256': sig }), { appSecret })).toEqual({ ok: true });
+    });
 
-  it('verifies the raw bytes Meta sent, not a re-serialisation (non-ASCII escaped as \\uXXXX)', async () => {
-    // Meta sends non-ASCII as JSON escapes: the backslashes are literally in the bytes.
-    const raw = enc.encode('{"text":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}');
-    const sig = await sign(raw);
-    const reserialised = enc.encode(JSON.stringify(JSON.parse(new TextDecoder().decode(raw))));
-    expect(new TextDecoder().decode(reserialised)).toBe('{"text":"Grüße 😀"}');
-    expect(await verifyWhatsAppBusiness(input(raw, { 'X-Hub-Signature-256': sig }), { appSecret })).toEqual({ ok: true });
-    expect((await verifyWhatsAppBusiness(input(reserialised, { 'X-Hub-Signature-256': sig }), { appSecret })).ok).toBe(false);
-  });
-});
+    const bad: [string, () => Promise<Record<string, string>>, Uint8Array?, string?][] = [
+      ['missing header', async () => ({})],
+      ['empty header', async () => ({ 'X-Hub-Signature-256': '' })],
+      ['no sha256= prefix', async () => ({ 'X-Hub-Signature-256': (await sign(fixture)).slice(7) })],
+      ['sha1 prefix', async () => ({ 'X-Hub-Signature-256': `sha1=${(await sign(fixture)).slice(7)}` })],
+      ['not hex', async () => ({ 'X-Hub-Signature-256': `sha256=${'zz'.repeat(32)}` })],
+      ['truncated digest', async () => ({ 'X-Hub-Signature-256': (await sign(fixture)).slice(0, -2) })],
+      ['wrong secret', async () => ({ 'X-Hub-Signature-256': await sign(fixture, 'another-secret') })],
+      ['tampered body', async () => ({ 'X-Hub-Signature-256': await sign(fixture) }), enc.encode(fixture.toString().replace('shipped', 'shipper'))],
+      ['empty app secret configured', async () => ({ 'X-Hub-Signature-256': await sign(fixture) }), fixture, ''],
+    ];
+    it.each(bad)('rejects %s', async (_name, headers, body = fixture, secret = appSecret) => {
+      const result = await verifyWhatsAppBusiness(input(body, await headers()), { appSecret: secret });
+      expect(result.ok).toBe(false);
+    });
 
-describe('verifyHandshake', () => {
-  const verifyToken = 'sb-verify-token-1';
-  const params = (q: string) => new URLSearchParams(q);
-
-  it('returns the raw challenge for subscribe with the right token', async () => {
-    expect(await verifyHandshake(params('hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=sb-verify-token-1'), verifyToken)).toEqual({
-      ok: true,
-      challenge: '1158201444',
+    it('verifies the raw bytes Meta sent, not a re-serialisation (non-ASCII escaped as \\uXXXX)', async () => {
+      // Meta sends non-ASCII as JSON escapes: the backslashes are literally in the bytes.
+      const raw = enc.encode('{"text":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}');
+      const sig = await sign(raw);
+      const reserialised = enc.encode(JSON.stringify(JSON.parse(new TextDecoder().decode(raw))));
+      expect(new TextDecoder().decode(reserialised)).toBe('{"text":"Grüße 😀"}');
+      expect(await verifyWhatsAppBusiness(input(raw, { 'X-Hub-Signature-256': sig }), { appSecret })).toEqual({ ok: true });
+      expect((await verifyWhatsAppBusiness(input(reserialised, { 'X-Hub-Signature-256': sig }), { appSecret })).ok).toBe(false);
     });
   });
 
-  const bad: [string, string, string?][] = [
-    ['wrong token', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope'],
-    ['token prefix only', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=sb-verify'],
-    ['missing token', 'hub.mode=subscribe&hub.challenge=1'],
-    ['wrong mode', 'hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=sb-verify-token-1'],
-    ['missing mode', 'hub.challenge=1&hub.verify_token=sb-verify-token-1'],
-    ['missing challenge', 'hub.mode=subscribe&hub.verify_token=sb-verify-token-1'],
-    ['empty configured token', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=', ''],
-  ];
-  it.each(bad)('refuses %s', async (_name, q, token = verifyToken) => {
-    expect(await verifyHandshake(params(q), token)).toEqual({ ok: false });
+  describe('verifyHandshake', () => {
+    const verifyToken = 'sb-verify-token-1';
+    const params = (q: string) => new URLSearchParams(q);
+
+    it('returns the raw challenge for subscribe with the right token', async () => {
+      expect(await verifyHandshake(params('hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=sb-verify-token-1'), verifyToken, mac)).toEqual({
+        ok: true,
+        challenge: '1158201444',
+      });
+    });
+
+    const bad: [string, string, string?][] = [
+      ['wrong token', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope'],
+      ['token prefix only', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=sb-verify'],
+      ['missing token', 'hub.mode=subscribe&hub.challenge=1'],
+      ['wrong mode', 'hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=sb-verify-token-1'],
+      ['missing mode', 'hub.challenge=1&hub.verify_token=sb-verify-token-1'],
+      ['missing challenge', 'hub.mode=subscribe&hub.verify_token=sb-verify-token-1'],
+      ['empty configured token', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=', ''],
+    ];
+    it.each(bad)('refuses %s', async (_name, q, token = verifyToken) => {
+      expect(await verifyHandshake(params(q), token, mac)).toEqual({ ok: false });
+    });
   });
 });

@@ -8,7 +8,7 @@
  * Handshake: GET `hub.mode=subscribe&hub.verify_token=…&hub.challenge=…` → echo the challenge.
  * Docs:      https://developers.facebook.com/docs/graph-api/webhooks/getting-started
  */
-import { hexToBytes, safeEqual, verifyHmac } from '../../lib/crypto.js';
+import { hexToBytes, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const signatureHeader = 'X-Hub-Signature-256';
@@ -22,7 +22,7 @@ export async function verifyWhatsAppBusiness(input: VerifyInput, cfg: { appSecre
   const mac = match?.[1] === undefined ? null : hexToBytes(match[1]);
   if (mac === null) return { ok: false, reason: `malformed ${signatureHeader}` };
   try {
-    const ok = await verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac);
+    const ok = await (input.mac ?? webCryptoMac).verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac);
     return ok ? { ok: true } : { ok: false, reason: 'signature mismatch' };
   } catch {
     return { ok: false, reason: 'signature check failed' };
@@ -35,10 +35,10 @@ export type HandshakeResult = { ok: true; challenge: string } | { ok: false };
  * The GET subscription handshake: `hub.mode=subscribe` and a `hub.verify_token` equal (constant
  * time) to the channel's verify token → the raw `hub.challenge`, to be answered as text/plain 200.
  */
-export async function verifyHandshake(params: URLSearchParams, verifyToken: string): Promise<HandshakeResult> {
+export async function verifyHandshake(params: URLSearchParams, verifyToken: string, engine: MacEngine = webCryptoMac): Promise<HandshakeResult> {
   const mode = params.get('hub.mode');
   const token = params.get('hub.verify_token');
   const challenge = params.get('hub.challenge');
   if (mode !== 'subscribe' || token === null || challenge === null || !verifyToken) return { ok: false };
-  return (await safeEqual(token, verifyToken)) ? { ok: true, challenge } : { ok: false };
+  return (await engine.safeEqual(token, verifyToken)) ? { ok: true, challenge } : { ok: false };
 }

@@ -7,7 +7,7 @@
  * Replay:    none; the signature covers no timestamp. Deliveries are deduped on `payload.id`.
  * Docs:      https://waha.devlike.pro/docs/how-to/webhooks/#hmac-authentication
  */
-import { hexToBytes, verifyHmac } from '../../lib/crypto.js';
+import { hexToBytes, webCryptoMac } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const hmacHeader = 'X-Webhook-Hmac';
@@ -26,7 +26,7 @@ export async function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string 
   const mac = hex.length === 128 ? hexToBytes(hex) : null;
   if (mac === null) return { ok: false, reason: `malformed ${hmacHeader}` };
   try {
-    const ok = await verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac);
+    const ok = await (input.mac ?? webCryptoMac).verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac);
     return ok ? { ok: true } : { ok: false, reason: 'signature mismatch' };
   } catch {
     return { ok: false, reason: 'signature check failed' };
