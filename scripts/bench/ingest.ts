@@ -6,6 +6,10 @@
  *
  *   npx tsx scripts/bench/ingest.ts [--seconds 10] [--connections 64]
  *
+ * Each row also gives the server's CPU (all threads) per request. BENCH_THREADS=1 adds per-thread
+ * CPU, user/system split and how busy the whole machine was; BENCH_PROFILE=<dir> writes a
+ * --cpu-prof of the gateway there.
+ *
  * Traffic goes only to 127.0.0.1; both servers are child processes stopped at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -59,8 +63,20 @@ function signedRequest(runTag: string) {
 
 /** CPU seconds (user + system, all threads) a child process has used so far, from /proc. */
 function cpuSeconds(pid: number): number {
+  const [user, sys] = cpuSplit(pid);
+  return user + sys;
+}
+function cpuSplit(pid: number): [number, number] {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  return [Number(fields[11]) / 100, Number(fields[12]) / 100]; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineCpu(): [number, number] {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3]! + f[4]!;
+  const total = f.reduce((a, b) => a + b, 0);
+  return [total - idle, total];
 }
 
 /** CPU seconds per thread name (main, libuv workers, V8 GC helpers…), for BENCH_THREADS=1. */
@@ -80,6 +96,8 @@ function threadCpu(pid: number): Map<string, number> {
 async function drive(url: string, runTag: string, pid: number) {
   const cpuBefore = cpuSeconds(pid);
   const threadsBefore = process.env.BENCH_THREADS ? threadCpu(pid) : null;
+  const splitBefore = cpuSplit(pid);
+  const machineBefore = machineCpu();
   const result = await autocannon({
     url,
     connections,
@@ -91,7 +109,10 @@ async function drive(url: string, runTag: string, pid: number) {
   if (threadsBefore) {
     const after = threadCpu(pid);
     const rows = [...after].filter(([name, t]) => t - (threadsBefore.get(name) ?? 0) > 0.05).map(([name, t]) => `${name} ${((t - (threadsBefore.get(name) ?? 0)) / seconds * 100).toFixed(0)}%`);
-    console.log(`  threads of ${pid}: ${rows.join(', ')}`);
+    const split = cpuSplit(pid);
+    const machine = machineCpu();
+    const busyPct = ((machine[0] - machineBefore[0]) / (machine[1] - machineBefore[1])) * 100;
+    console.log(`  threads of ${pid}: ${rows.join(', ')}; machine busy ${busyPct.toFixed(0)}%; user ${(((split[0] - splitBefore[0]) / seconds) * 100).toFixed(0)}%, system ${(((split[1] - splitBefore[1]) / seconds) * 100).toFixed(0)}%`);
   }
   return {
     cpuPct: (cpu / seconds) * 100,
