@@ -72,6 +72,7 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
           telegramApiBaseUrl: config.telegramApiBaseUrl,
           now: at,
           timeoutMs: sendTimeoutMs,
+          mac: deps.mac,
         });
       } catch (err) {
         inFlight.delete(data.deliveryId);

@@ -167,4 +167,6 @@ export interface SendContext {
   now: number;
   /** Abort the request after this many ms (a timeout is retryable). */
   timeoutMs: number;
+  /** MAC primitives for signing (Standard Webhooks); Web Crypto when absent. */
+  mac?: MacEngine;
 }

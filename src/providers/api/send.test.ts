@@ -10,6 +10,8 @@ import {
 import type { OutboundMessage, SendContext, SendResult } from '../types.js';
 import { sendApi } from './send.js';
 import { signStandardWebhook } from './sign.js';
+import { webCryptoMac } from '../../lib/crypto.js';
+import { nodeMac } from '../../lib/node-crypto.js';
 
 const SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
 
@@ -60,12 +62,16 @@ async function send(msg = message(), ctx = context(), cfg = config()) {
 }
 
 describe('signStandardWebhook', () => {
-  it('matches the Standard Webhooks reference vector', async () => {
+  it.each([
+    ['Web Crypto', webCryptoMac],
+    ['node:crypto', nodeMac],
+  ] as const)('matches the Standard Webhooks reference vector (%s)', async (_name, engine) => {
     const sig = await signStandardWebhook(
       'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
       'msg_p5jXN8AQM9LWM0D4loKWxJek',
       1614265330,
       '{"test": 2432232314}',
+      engine,
     );
     expect(sig).toBe('v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
   });

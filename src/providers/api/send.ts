@@ -35,7 +35,7 @@ export async function sendApi(cfg: ApiSendConfig, msg: OutboundMessage, ctx: Sen
   const timestampSec = Math.floor(ctx.now / 1000);
   let signature: string;
   try {
-    signature = await signStandardWebhook(cfg.secret, msg.deliveryId, timestampSec, body);
+    signature = await signStandardWebhook(cfg.secret, msg.deliveryId, timestampSec, body, ctx.mac);
   } catch {
     return { ok: false, retryable: false, code: 'invalid_secret', message: 'channel secret is not a valid whsec_ secret' };
   }

@@ -3,7 +3,7 @@
  * HMAC-SHA256 over `${id}.${timestamp}.${body}` keyed with the base64-decoded part of `whsec_…`.
  * Spec: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
  */
-import { base64ToBytes, bytesToBase64, hmac } from '../../lib/crypto.js';
+import { base64ToBytes, bytesToBase64, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
 
 const SECRET_PREFIX = 'whsec_';
 
@@ -12,10 +12,16 @@ const SECRET_PREFIX = 'whsec_';
  * in the reference libraries). Throws when the secret is not valid base64; the error never
  * quotes the secret.
  */
-export async function signStandardWebhook(secret: string, id: string, timestampSec: number, body: string): Promise<string> {
+export async function signStandardWebhook(
+  secret: string,
+  id: string,
+  timestampSec: number,
+  body: string,
+  engine: MacEngine = webCryptoMac,
+): Promise<string> {
   const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
   const key = base64ToBytes(encoded);
   if (!key || key.length === 0) throw new Error('webhook secret is not whsec_ followed by base64');
-  const mac = await hmac('SHA-256', key, `${id}.${timestampSec}.${body}`);
+  const mac = await engine.hmac('SHA-256', key, `${id}.${timestampSec}.${body}`);
   return `v1,${bytesToBase64(mac)}`;
 }
