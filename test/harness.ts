@@ -12,7 +12,8 @@ export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 /** A per-test queue prefix so tests sharing one Redis never see each other's jobs. */
 export function uniquePrefix(): string {
-  return `sbtest-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  // SB_TEST_RUN (set by test/global-setup.ts) groups a run's prefixes so its teardown can drop them.
+  return `sbtest-${process.env.SB_TEST_RUN ?? process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
 export function tempDataDir(): string {

@@ -22,6 +22,9 @@ export async function ownRedis(): Promise<OwnRedis> {
     url,
     port,
     async start() {
+      // Already running: a second redis-server would fail to bind, and replacing `child` with it
+      // would leave this one running after stop().
+      if (child && child.exitCode === null && child.signalCode === null) return;
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], {
         stdio: 'ignore',
       });

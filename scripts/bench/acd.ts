@@ -18,6 +18,7 @@ import { createGroupCommitter } from '../../src/ingest/group-commit.js';
 import { createIngestStore, type ApplyOutcome } from '../../src/ingest/store.js';
 import { createLogger } from '../../src/log.js';
 import { startWorkers } from '../../src/queue/workers.js';
+import { dropKeysWithPrefix } from '../redis-cleanup.js';
 
 const { values } = parseArgs({
   options: { conversations: { type: 'string', default: '50000' }, agents: { type: 'string', default: '10,100,1000' } },
@@ -119,9 +120,9 @@ async function run(agentCount: number) {
         ` commit→offer p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`,
     );
     await workers.close();
-    await deps.queues.acd.obliterate({ force: true }).catch(() => {});
   } finally {
     await closeDeps(deps);
+    await dropKeysWithPrefix(config.redisUrl, config.queuePrefix).catch(() => 0);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

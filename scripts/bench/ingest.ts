@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { freePort, projectRoot } from '../../test/process.js';
+import { dropKeysWithPrefix } from '../redis-cleanup.js';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } },
@@ -182,6 +183,7 @@ async function main() {
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
+    await dropKeysWithPrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', `bench-${process.pid}`).catch(() => 0);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

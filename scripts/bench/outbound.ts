@@ -29,6 +29,7 @@ import { newId } from '../../src/lib/ids.js';
 import { createLogger } from '../../src/log.js';
 import { startDeliveryWorker } from '../../src/outbound/worker.js';
 import { projectRoot } from '../../test/process.js';
+import { dropKeysWithPrefix } from '../redis-cleanup.js';
 
 const { values } = parseArgs({
   options: {
@@ -259,6 +260,7 @@ async function main() {
     await deps.queues.deliveries.obliterate({ force: true }).catch(() => {});
     await deps.queues.acd.obliterate({ force: true }).catch(() => {});
     await closeDeps(deps);
+    await dropKeysWithPrefix(config.redisUrl, config.queuePrefix).catch(() => 0);
     await receiver.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }

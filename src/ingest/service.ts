@@ -29,6 +29,9 @@ interface ChannelRow {
   phone_number_id: string | null;
 }
 
+/** Strict UTF-8 (invalid bytes are a 400, not U+FFFD); decode() of a whole buffer keeps no state. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export function createIngestService(ctx: ServiceContext, opts: { committer?: GroupCommitter } = {}) {
   const sqlite = ctx.db.$client;
   const store = createIngestStore(sqlite);
@@ -95,7 +98,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
 
       let payload: unknown;
       try {
-        payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(rawBody));
+        payload = JSON.parse(utf8.decode(rawBody));
       } catch {
         throw new AppError('invalid_json', 'Request body is not valid JSON', [{ field: '(body)', message: 'not valid JSON' }]);
       }
