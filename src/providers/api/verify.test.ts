@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
-import { nodeMac } from '../../lib/node-crypto.js';
+import { describe, expect, it } from 'vitest';
+import { currentMac, describeEachMacEngine } from '../../../test/mac-engines.js';
 import { bytesToBase64, hmac } from '../../lib/crypto.js';
 import { decodeWebhookSecret, signStandardWebhook, verifyApi } from './verify.js';
 
@@ -27,19 +26,10 @@ async function headers(over: Record<string, string | undefined> = {}, sigBody = 
   }
   return new Headers(h);
 }
-const input = (h: Headers, raw: Uint8Array | string = body, at = now) => ({ headers: h, rawBody: typeof raw === 'string' ? enc.encode(raw) : raw, now: at, mac });
+const input = (h: Headers, raw: Uint8Array | string = body, at = now) => ({ headers: h, rawBody: typeof raw === 'string' ? enc.encode(raw) : raw, now: at, mac: currentMac() });
 
-/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
-let mac: MacEngine = webCryptoMac;
-
-describe.each([
-  ['Web Crypto', webCryptoMac],
-  ['node:crypto', nodeMac],
-] as const)('with %s', (_name, engine) => {
-  beforeAll(() => {
-    mac = engine;
-  });
-
+/** Every case runs with both MAC engines. */
+describeEachMacEngine(() => {
   describe('signStandardWebhook', () => {
     it('produces v1,<base64 HMAC-SHA256 of id.timestamp.body>', async () => {
       const expected = bytesToBase64(await hmac('SHA-256', key, `${id}.${nowSec}.${body}`));

@@ -1,24 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
-import { nodeMac } from '../../lib/node-crypto.js';
+import { describe, expect, it } from 'vitest';
+import { currentMac, describeEachMacEngine } from '../../../test/mac-engines.js';
 import { verifyTelegram } from './verify.js';
 
 const secretToken = 'sb_Tg-secret_0123456789';
 const body = readFileSync(new URL('./fixtures/private_text.json', import.meta.url));
-const input = (headers: Record<string, string>) => ({ headers: new Headers(headers), rawBody: body, now: Date.UTC(2026, 0, 1), mac });
+const input = (headers: Record<string, string>) => ({ headers: new Headers(headers), rawBody: body, now: Date.UTC(2026, 0, 1), mac: currentMac() });
 
-/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
-let mac: MacEngine = webCryptoMac;
-
-describe.each([
-  ['Web Crypto', webCryptoMac],
-  ['node:crypto', nodeMac],
-] as const)('with %s', (_name, engine) => {
-  beforeAll(() => {
-    mac = engine;
-  });
-
+/** Every case runs with both MAC engines. */
+describeEachMacEngine(() => {
   describe('verifyTelegram', () => {
     it('accepts the configured secret token', async () => {
       expect(await verifyTelegram(input({ 'X-Telegram-Bot-Api-Secret-Token': secretToken }), { secretToken })).toEqual({ ok: true });
@@ -44,7 +34,7 @@ describe.each([
     });
 
     it('does not depend on the body (Telegram signs nothing; the token is the proof)', async () => {
-      const tampered = { headers: new Headers({ 'X-Telegram-Bot-Api-Secret-Token': secretToken }), rawBody: new Uint8Array([1, 2]), now: 0, mac };
+      const tampered = { headers: new Headers({ 'X-Telegram-Bot-Api-Secret-Token': secretToken }), rawBody: new Uint8Array([1, 2]), now: 0, mac: currentMac() };
       expect(await verifyTelegram(tampered, { secretToken })).toEqual({ ok: true });
     });
   });

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
-import { nodeMac } from '../../lib/node-crypto.js';
+import { describe, expect, it } from 'vitest';
+import { currentMac, describeEachMacEngine } from '../../../test/mac-engines.js';
 import { bytesToHex, hmac } from '../../lib/crypto.js';
 import { verifyHandshake, verifyWhatsAppBusiness } from './verify.js';
 
@@ -15,20 +14,11 @@ async function sign(body: Uint8Array | string, secret = appSecret): Promise<stri
 }
 
 function input(body: Uint8Array, headers: Record<string, string>) {
-  return { headers: new Headers(headers), rawBody: body, now, mac };
+  return { headers: new Headers(headers), rawBody: body, now, mac: currentMac() };
 }
 
-/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
-let mac: MacEngine = webCryptoMac;
-
-describe.each([
-  ['Web Crypto', webCryptoMac],
-  ['node:crypto', nodeMac],
-] as const)('with %s', (_name, engine) => {
-  beforeAll(() => {
-    mac = engine;
-  });
-
+/** Every case runs with both MAC engines. */
+describeEachMacEngine(() => {
   describe('verifyWhatsAppBusiness', () => {
     it('accepts the HMAC-SHA256 of the raw body', async () => {
       const sig = await sign(fixture);
@@ -72,7 +62,7 @@ describe.each([
     const params = (q: string) => new URLSearchParams(q);
 
     it('returns the raw challenge for subscribe with the right token', async () => {
-      expect(await verifyHandshake(params('hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=sb-verify-token-1'), verifyToken, mac)).toEqual({
+      expect(await verifyHandshake(params('hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=sb-verify-token-1'), verifyToken, currentMac())).toEqual({
         ok: true,
         challenge: '1158201444',
       });
@@ -88,7 +78,7 @@ describe.each([
       ['empty configured token', 'hub.mode=subscribe&hub.challenge=1&hub.verify_token=', ''],
     ];
     it.each(bad)('refuses %s', async (_name, q, token = verifyToken) => {
-      expect(await verifyHandshake(params(q), token, mac)).toEqual({ ok: false });
+      expect(await verifyHandshake(params(q), token, currentMac())).toEqual({ ok: false });
     });
   });
 });

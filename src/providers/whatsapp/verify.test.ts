@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { webCryptoMac, type MacEngine } from '../../lib/crypto.js';
-import { nodeMac } from '../../lib/node-crypto.js';
+import { describe, expect, it } from 'vitest';
+import { currentMac, describeEachMacEngine } from '../../../test/mac-engines.js';
 import { bytesToHex, hmac } from '../../lib/crypto.js';
 import { verifyWhatsApp } from './verify.js';
 
@@ -9,19 +8,10 @@ const hmacKey = 'sb-waha-hmac-key';
 const enc = new TextEncoder();
 const body = readFileSync(new URL('./fixtures/message_text.json', import.meta.url));
 const sign = async (data: Uint8Array | string, key = hmacKey) => bytesToHex(await hmac('SHA-512', key, data));
-const input = (rawBody: Uint8Array, headers: Record<string, string>) => ({ headers: new Headers(headers), rawBody, now: Date.UTC(2026, 0, 1), mac });
+const input = (rawBody: Uint8Array, headers: Record<string, string>) => ({ headers: new Headers(headers), rawBody, now: Date.UTC(2026, 0, 1), mac: currentMac() });
 
-/** Every case runs with both MAC engines: Web Crypto (the default) and node:crypto (the gateway's). */
-let mac: MacEngine = webCryptoMac;
-
-describe.each([
-  ['Web Crypto', webCryptoMac],
-  ['node:crypto', nodeMac],
-] as const)('with %s', (_name, engine) => {
-  beforeAll(() => {
-    mac = engine;
-  });
-
+/** Every case runs with both MAC engines. */
+describeEachMacEngine(() => {
   describe('verifyWhatsApp (WAHA)', () => {
     it('matches the WAHA docs example (key my-secret-key)', async () => {
       const doc = enc.encode('{"event":"message","session":"default","engine":"WEBJS"}');

@@ -1,0 +1,24 @@
+import { beforeAll, describe } from 'vitest';
+import { webCryptoMac, type MacEngine } from '../src/lib/crypto.js';
+import { nodeMac } from '../src/lib/node-crypto.js';
+
+/** Both MAC engines: Web Crypto (verify's default) and node:crypto (the gateway's). */
+export const macEngines = [
+  ['Web Crypto', webCryptoMac],
+  ['node:crypto', nodeMac],
+] as const;
+
+let current: MacEngine = webCryptoMac;
+
+/** The engine of the block now running (see describeEachMacEngine). */
+export const currentMac = (): MacEngine => current;
+
+/** Registers `tests` once per MAC engine; inside them, currentMac() is that block's engine. */
+export function describeEachMacEngine(tests: () => void): void {
+  describe.each(macEngines)('with %s', (_name, engine) => {
+    beforeAll(() => {
+      current = engine;
+    });
+    tests();
+  });
+}
