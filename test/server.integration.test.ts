@@ -42,6 +42,18 @@ describe('gateway process', () => {
     expect(JSON.stringify(ch)).not.toContain('tg-secret-1');
     expect((await fetch(`${gw.baseUrl}/readyz`)).status).toBe(200);
 
+    // Every answer echoes its request id, success or problem, generated or the caller's (once).
+    const created = chRes.headers.get('x-request-id');
+    expect(created).toMatch(/^[0-9a-f-]{36}$/);
+    expect(gw.output()).toContain(`"requestId":"${created}"`);
+    const refused = await fetch(`${gw.baseUrl}/api/channels`, { headers: { 'X-Request-Id': 'caller-id.42' } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(refused.headers.get('x-request-id')).toBe('caller-id.42');
+    expect(((await refused.json()) as { requestId?: string }).requestId).toBe('caller-id.42');
+    const unsafe = await fetch(`${gw.baseUrl}/healthz`, { headers: { 'X-Request-Id': 'bad id with spaces' } });
+    expect(unsafe.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+
     // Request log lines carry a request id and no secrets.
     expect(gw.output()).toMatch(/"requestId":"[^"]+"/);
     expect(gw.output()).not.toContain('tg-secret-1');
