@@ -27,6 +27,8 @@ export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.m
  * webhook survives a power cut; group commit amortizes the fsync), and a busy timeout so two
  * processes on one file wait for each other instead of failing. The page cache is 64 MiB instead
  * of SQLite's 2 MiB default: the hot indexes (queues, agents, hold counters) stay in memory.
+ * Temporary storage is in memory: statement journals (savepoints) and sort b-trees otherwise
+ * spill to unlinked temp files, a write syscall per page.
  */
 export function openDb(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true });
@@ -36,6 +38,7 @@ export function openDb(dataDir: string): Db {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('cache_size = -65536');
+  sqlite.pragma('temp_store = MEMORY');
   return drizzle(sqlite, { schema, casing: 'snake_case' }) as Db;
 }
 

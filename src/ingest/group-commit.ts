@@ -2,14 +2,16 @@ import type Database from 'better-sqlite3';
 
 /**
  * Group commit: work submitted while the event loop is busy runs together in one transaction at
- * the next turn, so one fsync covers many webhooks. Each item runs inside its own savepoint, so
- * one item's failure rolls back only that item. A promise resolves only after the COMMIT.
+ * the next turn, so one fsync covers many webhooks. One item's failure rolls back only that item
+ * (see runBatch). A promise resolves only after the COMMIT.
  */
 export interface GroupCommitter {
   submit<T>(work: () => T): Promise<T>;
   /** Waits for everything submitted so far to commit. */
   flush(): Promise<void>;
 }
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface Pending {
   work: () => unknown;
@@ -23,31 +25,69 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   let idle: Promise<void> = Promise.resolve();
   let markIdle: () => void = () => {};
 
-  const runBatch = sqlite.transaction((batch: Pending[]) => {
-    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+  const savepoint = sqlite.prepare('SAVEPOINT item');
+  const release = sqlite.prepare('RELEASE item');
+  const rollbackTo = sqlite.prepare('ROLLBACK TO item');
+
+  /**
+   * Each item in its own savepoint: a failing item rolls back alone. Savepoints are not free
+   * (every page an item touches is first copied to the statement journal), so this is the
+   * fallback, not the usual way: see runBatch.
+   */
+  const runIsolated = sqlite.transaction((batch: Pending[]) => {
+    const results: Outcome[] = [];
     for (const item of batch) {
-      sqlite.exec('SAVEPOINT item');
+      savepoint.run();
       try {
         const value = item.work();
-        sqlite.exec('RELEASE item');
+        release.run();
         results.push({ ok: true, value });
       } catch (error) {
-        sqlite.exec('ROLLBACK TO item');
-        sqlite.exec('RELEASE item');
+        rollbackTo.run();
+        release.run();
         results.push({ ok: false, error });
       }
     }
     return results;
   });
 
+  class ItemFailed extends Error {}
+  /** The usual case: no item fails, so the batch runs without savepoints. */
+  const runTogether = sqlite.transaction((batch: Pending[]) => {
+    const results: Outcome[] = [];
+    for (const item of batch) {
+      try {
+        results.push({ ok: true, value: item.work() });
+      } catch {
+        throw new ItemFailed();
+      }
+    }
+    return results;
+  });
+
+  /**
+   * Optimistic: all items in one plain transaction. If any item throws, that whole transaction
+   * rolls back (the thrown error leaves runTogether) and the batch runs again, item by item in
+   * savepoints, so the others still commit. Work functions only read and write the database, so
+   * running them twice is safe; the first run leaves nothing behind.
+   */
+  function runBatch(batch: Pending[]): Outcome[] {
+    try {
+      return runTogether.immediate(batch);
+    } catch (error) {
+      if (!(error instanceof ItemFailed)) throw error; // BEGIN or COMMIT failed: the caller rejects all
+      return runIsolated.immediate(batch);
+    }
+  }
+
   function flushNow(): void {
     scheduled = false;
     while (queue.length > 0) {
       const batch = queue.length > maxBatch ? queue.splice(0, maxBatch) : queue;
       if (batch === queue) queue = [];
-      let results: ReturnType<typeof runBatch>;
+      let results: Outcome[];
       try {
-        results = runBatch.immediate(batch);
+        results = runBatch(batch);
       } catch (error) {
         // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
         for (const item of batch) item.reject(error);
