@@ -1,4 +1,7 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DB_FILE_NAME } from '../src/db/client.js';
 import { FakeClock } from '../src/lib/clock.js';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { signStandardWebhook } from '../src/providers/api/sign.js';
@@ -220,6 +223,34 @@ describe('WhatsApp Business webhooks', () => {
     expect(p.code).toBe(code);
     if (field) expect(p.field).toBe(field);
     expect(count('messages') + count('contacts') + count('inbound_events')).toBe(0);
+  });
+
+  it('applies a channel change to the next webhook, whether made through this gateway or by another process', async () => {
+    const ch = await wabaChannel();
+    expect((await postWaba(ch, wabaText({ id: 'wamid.CH1' }))).status).toBe(200); // the channel is now cached
+
+    // Through the API (this process's connection): the new secret applies at once.
+    const messenger = { provider: 'whatsapp_business', phoneNumberId: '106540352242922', accessToken: 'tok', appSecret: 'rotated-1', verifyToken: 'verify-me' };
+    expect((await h.api('PATCH', `/api/channels/${ch.id}`, { messenger })).status).toBe(200);
+    expect((await postWaba(ch, wabaText({ id: 'wamid.CH2' }))).status).toBe(401);
+    expect((await postWaba(ch, wabaText({ id: 'wamid.CH3' }), 'rotated-1')).status).toBe(200);
+
+    // Another process on the same file (a second connection): seen from the next event-loop turn on.
+    const other = new Database(path.join(h.config.dataDir, DB_FILE_NAME));
+    try {
+      const row = other.prepare('SELECT messenger FROM channels WHERE id = ?').pluck().get(ch.id) as string;
+      other.prepare('UPDATE channels SET messenger = ? WHERE id = ?').run(JSON.stringify({ ...JSON.parse(row), appSecret: 'rotated-2' }), ch.id);
+      await new Promise((r) => setImmediate(r));
+      expect((await postWaba(ch, wabaText({ id: 'wamid.CH4' }), 'rotated-1')).status).toBe(401);
+      expect((await postWaba(ch, wabaText({ id: 'wamid.CH5' }), 'rotated-2')).status).toBe(200);
+      other.prepare('UPDATE channels SET deleted_at = 1 WHERE id = ?').run(ch.id);
+      await new Promise((r) => setImmediate(r));
+      expect((await postWaba(ch, wabaText({ id: 'wamid.CH6' }), 'rotated-2')).status).toBe(404);
+    } finally {
+      other.close();
+    }
+    const stored = h.deps.db.$client.prepare("SELECT provider_message_id FROM messages WHERE provider_message_id LIKE 'wamid.CH%' ORDER BY 1").pluck().all();
+    expect(stored).toEqual(['wamid.CH1', 'wamid.CH3', 'wamid.CH5']);
   });
 
   it('answers 404 for an unknown key and 413 for a body over 1 MiB, even without Content-Length', async () => {

@@ -2,6 +2,7 @@ import { AppError } from '../errors.js';
 import { providerFor } from '../providers/registry.js';
 import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
 import type { ServiceContext } from '../services.js';
+import { watchTable } from '../db/table-watch.js';
 import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
 import { createIngestStore, type ApplyOutcome, type IngestChannel } from './store.js';
 
@@ -84,9 +85,45 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     return cache.get(ev.routeKey) ?? null;
   }
 
+  // Channels by webhook key, in memory: every webhook needs its channel first, and a SQLite read
+  // per request was a tenth of the ingest path's CPU. The cache is dropped whenever the channels
+  // table may have changed (see table-watch.ts): this connection's own writes are seen at once;
+  // other processes' commits are checked for once per event-loop turn (that check is itself a
+  // read transaction), so a request sees every commit made before its turn began, which is before
+  // its bytes were read. Filled only outside transactions, so never with uncommitted rows.
+  const channelsWatch = watchTable(sqlite, 'channels');
+  const channelCache = new Map<string, WebhookChannel>();
+  let seenLocal = -1;
+  let seenOther = -1;
+  let checkedThisTurn = false;
+  const endTurn = () => (checkedThisTurn = false);
+
+  function validateCache(): void {
+    const local = channelsWatch.localWrites();
+    let other = seenOther;
+    if (!checkedThisTurn) {
+      checkedThisTurn = true;
+      setImmediate(endTurn);
+      other = channelsWatch.otherCommits();
+    }
+    if (local !== seenLocal || other !== seenOther) {
+      channelCache.clear();
+      seenLocal = local;
+      seenOther = other;
+    }
+  }
+
   return {
     findChannelByKey(key: string): WebhookChannel | null {
-      return toChannel(byKey.get(key) as ChannelRow | undefined);
+      validateCache();
+      const hit = channelCache.get(key);
+      if (hit) return hit;
+      const channel = toChannel(byKey.get(key) as ChannelRow | undefined);
+      if (channel && !sqlite.inTransaction) {
+        if (channelCache.size >= 1024) channelCache.clear();
+        channelCache.set(key, Object.freeze(channel));
+      }
+      return channel;
     },
 
     /** Verifies, normalizes and stores one webhook delivery. Throws AppError for 401/400. */
