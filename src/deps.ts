@@ -10,6 +10,7 @@ import { createIngestService } from './ingest/service.js';
 import { createConversationService } from './conversations/service.js';
 import { createOutboundService } from './outbound/service.js';
 import type { Config } from './config.js';
+import { startCheckpointer, type Checkpointer } from './db/checkpointer.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
 import type { MacEngine } from './lib/crypto.js';
@@ -27,6 +28,8 @@ export interface Deps {
   config: Config;
   adminToken: string;
   db: Db;
+  /** WAL checkpoints on a worker thread (src/db/checkpointer.ts). */
+  checkpointer: Checkpointer;
   log: Logger;
   clock: Clock;
   fetch: typeof fetch;
@@ -96,6 +99,9 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
   const { token: adminToken } = resolveAdminToken(config);
   const db = openDb(config.dataDir);
   migrateDb(db);
+  const checkpointer = startCheckpointer(db.$client, {
+    onError: (err) => log.error({ err }, 'WAL checkpointer thread failed; the commit-time checkpoint takes over'),
+  });
 
   const redis = createRedis(config.redisUrl, { failFast: true });
   // ioredis reports every failed reconnect; readiness and the relay already say it, once.
@@ -118,6 +124,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     config,
     adminToken,
     db,
+    checkpointer,
     log,
     clock,
     // Provider sends: node:http keep-alive pools (undici's fetch costs ~3× the CPU per request).
@@ -157,6 +164,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await deps.events.close();
   await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
   deps.redis.disconnect();
+  await deps.checkpointer.close();
   deps.db.$client.close();
 }
 

@@ -14,7 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -167,6 +167,7 @@ async function main() {
     const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, 'bare', bareChild.pid!);
     const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, 'full', gw.pid!);
 
+    const walBytes = statSync(path.join(dataDir, 'switchboard.sqlite-wal'), { throwIfNoEntry: false })?.size ?? 0;
     const db = new Database(path.join(dataDir, 'switchboard.sqlite'), { readonly: true });
     const stored = db.prepare("SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.full.%'").pluck().get() as number;
     db.close();
@@ -178,6 +179,7 @@ async function main() {
     console.log(row('bare Hono (parse JSON)', bare));
     console.log(row('switchboard (full ingest)', full));
     console.log(`ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}`);
+    console.log(`WAL file after the run: ${(walBytes / 2 ** 20).toFixed(1)} MiB (checkpointed off the event loop, src/db/checkpointer.ts)`);
     console.log(`acknowledged ${full.ok}, stored ${stored}: ${stored >= full.ok ? 'every acknowledged message is stored' : `MISSING ${full.ok - stored}`}`);
     if (stored < full.ok) process.exitCode = 1;
   } finally {
