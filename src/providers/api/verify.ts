@@ -8,7 +8,7 @@
  * Replay:    timestamps more than 300 s before or after `now` are refused; dedupe on the message id.
  * Docs:      https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
  */
-import { base64ToBytes, webCryptoMac } from '../../lib/crypto.js';
+import { base64ToBytes, bytesToBase64, webCryptoMac } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const toleranceSeconds = 300;
@@ -63,8 +63,10 @@ export async function verifyApi(input: VerifyInput, cfg: { secret: string }): Pr
   try {
     const content = signedContent(id, timestamp, input.rawBody);
     const engine = input.mac ?? webCryptoMac;
+    // The body is MAC'd once; each candidate is then compared in constant time (lengths are public).
+    const expected = bytesToBase64(await engine.hmac('SHA-256', key, content));
     for (const mac of macs) {
-      if (await engine.verifyHmac('SHA-256', key, content, mac)) return { ok: true };
+      if (await engine.safeEqual(bytesToBase64(mac), expected)) return { ok: true };
     }
     return { ok: false, reason: 'signature mismatch' };
   } catch {
