@@ -26,4 +26,9 @@ describe('newId', () => {
     const same = new Set(Array.from({ length: 10_000 }, () => newId('msg', t)));
     expect(same.size).toBe(10_000);
   });
+
+  it('keeps the id shape for a fractional, negative or non-finite time', () => {
+    for (const at of [1764331200123.7, -5, Number.NaN, Number.POSITIVE_INFINITY]) expect(newId('cv', at)).toMatch(/^cv_[0-9a-z]{20}$/);
+    expect(newId('cv', 1764331200123.7).slice(3, 12)).toBe(newId('cv', 1764331200123).slice(3, 12));
+  });
 });

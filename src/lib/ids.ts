@@ -18,7 +18,9 @@ let offset = pool.length;
  * no bias).
  */
 export function newId(prefix: IdPrefix, now = Date.now()): string {
-  let out = `${prefix}_${now.toString(36).padStart(TIME_CHARS, '0').slice(-TIME_CHARS)}`;
+  // Whole non-negative milliseconds: a fraction would put a '.' in the id, a sign a '-'.
+  const ms = Number.isFinite(now) && now > 0 ? Math.floor(now) : 0;
+  let out = `${prefix}_${ms.toString(36).padStart(TIME_CHARS, '0').slice(-TIME_CHARS)}`;
   let n = TIME_CHARS;
   while (n < ID_CHARS) {
     if (offset >= pool.length) {
