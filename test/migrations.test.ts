@@ -64,3 +64,14 @@ describe('migration 0002 (hold counters, choice order)', () => {
     expectHoldCountersConsistent(sql);
   });
 });
+
+describe('hand-written triggers', () => {
+  it('refuses to start on a database whose migrations lost the agent-state triggers', () => {
+    const dataDir = tempDataDir();
+    dirs.push(dataDir);
+    db = openDb(dataDir);
+    migrateDb(db);
+    db.$client.exec('DROP TRIGGER agents_mirror_update');
+    expect(() => migrateDb(db!)).toThrow(/hand-written triggers: agents_mirror_update/);
+  });
+});

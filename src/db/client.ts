@@ -42,6 +42,20 @@ export function openDb(dataDir: string): Db {
   return drizzle(sqlite, { schema, casing: 'snake_case' }) as Db;
 }
 
+/**
+ * Triggers written by hand in migration 0002 (drizzle's schema does not know them) keep the
+ * channel_agents copies of agent state current. A later migration that rebuilds a table would
+ * drop them silently, so wherever those copies exist the triggers are checked after migrating.
+ */
+const HAND_WRITTEN_TRIGGERS = ['agents_mirror_insert', 'agents_mirror_update'];
+
 export function migrateDb(db: Db, migrationsFolder = findMigrationsFolder()): void {
   migrate(db, { migrationsFolder });
+  const hasCopies = db.$client.prepare("SELECT 1 FROM pragma_table_info('channel_agents') WHERE name = 'agent_online'").get();
+  if (!hasCopies) return;
+  const present = new Set(
+    db.$client.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").pluck().all() as string[],
+  );
+  const missing = HAND_WRITTEN_TRIGGERS.filter((t) => !present.has(t));
+  if (missing.length > 0) throw new Error(`migrations left out hand-written triggers: ${missing.join(', ')}`);
 }
