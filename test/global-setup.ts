@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { dropKeysWithPrefix } from '../scripts/redis-cleanup.js';
 
@@ -7,7 +8,7 @@ import { dropKeysWithPrefix } from '../scripts/redis-cleanup.js';
  * their keys so the shared Redis does not fill up run after run.
  */
 export default async function setup(): Promise<() => Promise<void>> {
-  const runId = `r${process.pid}${Math.random().toString(36).slice(2, 6)}`;
+  const runId = `r${process.pid}${randomBytes(3).toString('hex')}`;
   process.env.SB_TEST_RUN = runId;
   const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000 });
