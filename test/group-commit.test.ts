@@ -1,37 +1,23 @@
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createGroupCommitter } from '../src/ingest/group-commit.js';
-import { tempDataDir } from './harness.js';
+import { useTempSqliteFile } from './harness.js';
 
-let dir: string;
-let db: Database.Database;
-beforeEach(() => {
-  dir = tempDataDir();
-  db = new Database(path.join(dir, 'gc.sqlite'));
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
-});
-afterEach(() => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const sqlite = useTempSqliteFile('gc.sqlite', 'CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
 
-const rows = () => db.prepare('SELECT k, v FROM t ORDER BY k').all();
+const rows = () => sqlite.db.prepare('SELECT k, v FROM t ORDER BY k').all();
 
 describe('group commit', () => {
   it('commits concurrent submissions in one transaction and resolves each with its value', async () => {
-    const gc = createGroupCommitter(db);
-    const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+    const gc = createGroupCommitter(sqlite.db);
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     const results = await Promise.all(['a', 'b', 'c'].map((k, i) => gc.submit(() => ins.run(k, i).changes)));
     expect(results).toEqual([1, 1, 1]);
     expect(rows()).toEqual([{ k: 'a', v: 0 }, { k: 'b', v: 1 }, { k: 'c', v: 2 }]);
   });
 
   it('rolls back only the failing item, including the writes it made before failing', async () => {
-    const gc = createGroupCommitter(db);
-    const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+    const gc = createGroupCommitter(sqlite.db);
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     const ok1 = gc.submit(() => ins.run('a', 1));
     const bad = gc.submit(() => {
       ins.run('half-done', 9); // written, then the item fails: must not survive
@@ -45,24 +31,24 @@ describe('group commit', () => {
   });
 
   it('rejects the whole batch and keeps nothing when the COMMIT itself fails', async () => {
-    db.exec('CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (pid INTEGER REFERENCES parent(id))');
-    db.pragma('foreign_keys = ON');
-    const gc = createGroupCommitter(db);
-    const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+    sqlite.db.exec('CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (pid INTEGER REFERENCES parent(id))');
+    sqlite.db.pragma('foreign_keys = ON');
+    const gc = createGroupCommitter(sqlite.db);
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     const a = gc.submit(() => ins.run('a', 1));
     const b = gc.submit(() => {
-      db.pragma('defer_foreign_keys = ON'); // the orphan below is only refused at COMMIT
-      db.prepare('INSERT INTO child VALUES (42)').run();
+      sqlite.db.pragma('defer_foreign_keys = ON'); // the orphan below is only refused at COMMIT
+      sqlite.db.prepare('INSERT INTO child VALUES (42)').run();
     });
     await expect(a).rejects.toThrow(/FOREIGN KEY/);
     await expect(b).rejects.toThrow(/FOREIGN KEY/);
     expect(rows()).toEqual([]);
-    expect(db.inTransaction).toBe(false);
+    expect(sqlite.db.inTransaction).toBe(false);
   });
 
   it('flush() waits for everything submitted so far', async () => {
-    const gc = createGroupCommitter(db);
-    const ins = db.prepare('INSERT INTO t VALUES (?, ?)');
+    const gc = createGroupCommitter(sqlite.db);
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     void gc.submit(() => ins.run('x', 1));
     await gc.flush();
     expect(rows()).toEqual([{ k: 'x', v: 1 }]);

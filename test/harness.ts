@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
@@ -18,6 +20,41 @@ export function uniquePrefix(): string {
 
 export function tempDataDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'switchboard-test-'));
+}
+
+/** A fresh tempSqliteFile for each test of the file (made in beforeEach, removed in afterEach). */
+export function useTempSqliteFile(name: string, schema = ''): { readonly db: Database.Database; readonly file: string } {
+  let current: ReturnType<typeof tempSqliteFile> | null = null;
+  beforeEach(() => {
+    current = tempSqliteFile(name, schema);
+  });
+  afterEach(() => current?.remove());
+  return {
+    get db() {
+      return current!.db;
+    },
+    get file() {
+      return current!.file;
+    },
+  };
+}
+
+/** A bare WAL-mode SQLite file in a fresh temp dir, for tests of the SQLite helpers; `remove` closes and deletes it. */
+export function tempSqliteFile(name: string, schema = ''): { dir: string; file: string; db: Database.Database; remove(): void } {
+  const dir = tempDataDir();
+  const file = path.join(dir, name);
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  if (schema) db.exec(schema);
+  return {
+    dir,
+    file,
+    db,
+    remove() {
+      if (db.open) db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Collects log lines in memory so tests can assert what was (not) logged. */

@@ -1,38 +1,25 @@
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { watchTable } from '../src/db/table-watch.js';
-import { tempDataDir } from './harness.js';
+import { useTempSqliteFile } from './harness.js';
 
-let dir: string;
-let db: Database.Database;
-beforeEach(() => {
-  dir = tempDataDir();
-  db = new Database(path.join(dir, 'watch.sqlite'));
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
-});
-afterEach(() => {
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const sqlite = useTempSqliteFile('watch.sqlite', 'CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
 
 describe('table watch', () => {
   it("counts this connection's writes (rolled back ones too) and sees other connections' commits", () => {
-    const watch = watchTable(db, 't');
-    const other = new Database(path.join(dir, 'watch.sqlite'));
+    const watch = watchTable(sqlite.db, 't');
+    const other = new Database(sqlite.file);
     try {
       const local0 = watch.localWrites();
       const other0 = watch.otherCommits();
-      db.prepare('INSERT INTO t VALUES (?, ?)').run('a', 1);
+      sqlite.db.prepare('INSERT INTO t VALUES (?, ?)').run('a', 1);
       expect(watch.localWrites()).toBe(local0 + 1);
-      db.prepare('UPDATE t SET v = 2').run();
-      db.prepare('DELETE FROM t').run();
+      sqlite.db.prepare('UPDATE t SET v = 2').run();
+      sqlite.db.prepare('DELETE FROM t').run();
       expect(watch.localWrites()).toBe(local0 + 3);
       expect(() =>
-        db.transaction(() => {
-          db.prepare('INSERT INTO t VALUES (?, ?)').run('b', 1);
+        sqlite.db.transaction(() => {
+          sqlite.db.prepare('INSERT INTO t VALUES (?, ?)').run('b', 1);
           throw new Error('roll back');
         })(),
       ).toThrow('roll back');
@@ -43,8 +30,8 @@ describe('table watch', () => {
       expect(watch.otherCommits()).not.toBe(other0);
       expect(watch.localWrites()).toBe(local0 + 4);
       // Writes to other tables do not count as this table's.
-      db.exec('CREATE TABLE u (x)');
-      db.prepare('INSERT INTO u VALUES (1)').run();
+      sqlite.db.exec('CREATE TABLE u (x)');
+      sqlite.db.prepare('INSERT INTO u VALUES (1)').run();
       expect(watch.localWrites()).toBe(local0 + 4);
     } finally {
       other.close();
@@ -52,6 +39,6 @@ describe('table watch', () => {
   });
 
   it('refuses a table name that is not a plain identifier', () => {
-    expect(() => watchTable(db, 't; DROP TABLE t')).toThrow(/bad table name/);
+    expect(() => watchTable(sqlite.db, 't; DROP TABLE t')).toThrow(/bad table name/);
   });
 });
