@@ -43,8 +43,8 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     `SELECT ${cols} FROM channels WHERE phone_number_id = ? AND provider = 'whatsapp_business' AND deleted_at IS NULL`,
   );
 
-  // Parsed messenger settings by their stored JSON: the row is read fresh on every request (so an
-  // update from any process applies at once) but parsed once per distinct version. Frozen: shared.
+  // Parsed messenger settings by their stored JSON, parsed once per distinct version (frozen:
+  // shared). Emptied together with the channel cache below, whenever channels may have changed.
   const parsed = new Map<string, MessengerConfig>();
   function messengerOf(json: string): MessengerConfig {
     let m = parsed.get(json);
@@ -108,6 +108,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     }
     if (local !== seenLocal || other !== seenOther) {
       channelCache.clear();
+      parsed.clear(); // a rotated secret leaves memory with the settings it was parsed from
       seenLocal = local;
       seenOther = other;
     }
