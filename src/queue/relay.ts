@@ -1,8 +1,6 @@
-import { asc, inArray, isNull, lt, or } from 'drizzle-orm';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
-import { outbox } from '../db/schema.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../log.js';
 import { deliveryJobSpec } from './delivery-jobs.js';
@@ -53,32 +51,28 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
   let loopDone: Promise<void> = Promise.resolve();
   let failures = 0;
 
+  // Prepared once: id lists travel as one JSON array parameter, so the SQL text never changes
+  // (drizzle's builder re-prepared an `IN (?, ?, …)` of a new length on every pass).
+  const sqlite = db.$client;
+  const q = {
+    ack: sqlite.prepare('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))'),
+    due: sqlite.prepare('SELECT id, kind, payload FROM outbox WHERE claimed_until IS NULL OR claimed_until < ? ORDER BY id LIMIT ?'),
+    lease: sqlite.prepare('UPDATE outbox SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))'),
+    release: sqlite.prepare('UPDATE outbox SET claimed_until = NULL WHERE id IN (SELECT value FROM json_each(?))'),
+  };
+  const claimPass = sqlite.transaction((handedOver: number[], now: number) => {
+    if (handedOver.length > 0) q.ack.run(JSON.stringify(handedOver));
+    const rows = q.due.all(now, BATCH) as Array<{ id: number; kind: OutboxItem['kind']; payload: string }>;
+    if (rows.length > 0) q.lease.run(now + LEASE_MS, JSON.stringify(rows.map((r) => r.id)));
+    return rows.map((r) => ({ id: r.id, kind: r.kind, payload: JSON.parse(r.payload) }) as { id: number } & OutboxItem);
+  });
+
   /**
    * One transaction per pass: deletes the rows handed over in the previous pass and leases the
    * next batch (so each pass costs one commit, not two).
    */
   function ackAndClaim(handedOver: number[]): Array<{ id: number } & OutboxItem> {
-    const now = clock.now();
-    return db.transaction(
-      (tx) => {
-        if (handedOver.length > 0) tx.delete(outbox).where(inArray(outbox.id, handedOver)).run();
-        const rows = tx
-          .select()
-          .from(outbox)
-          .where(or(isNull(outbox.claimedUntil), lt(outbox.claimedUntil, now)))
-          .orderBy(asc(outbox.id))
-          .limit(BATCH)
-          .all();
-        if (rows.length > 0) {
-          tx.update(outbox)
-            .set({ claimedUntil: now + LEASE_MS })
-            .where(inArray(outbox.id, rows.map((r) => r.id)))
-            .run();
-        }
-        return rows.map((r) => ({ id: r.id, kind: r.kind, payload: r.payload }) as { id: number } & OutboxItem);
-      },
-      { behavior: 'immediate' },
-    );
+    return claimPass.immediate(handedOver, clock.now());
   }
 
   async function handOver(items: OutboxItem[]): Promise<void> {
@@ -144,7 +138,7 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
         await handOver(rows);
       } catch (err) {
         // Release the lease so the next run (here or in another process) retries at once.
-        db.update(outbox).set({ claimedUntil: null }).where(inArray(outbox.id, ids)).run();
+        q.release.run(JSON.stringify(ids));
         throw err;
       }
       handedOver = ids;
