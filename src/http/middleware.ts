@@ -34,6 +34,7 @@ export const accessLog = (): MiddlewareHandler<AppEnv> =>
     await next();
     const deps = c.get('deps');
     const status = c.res.status;
+    if (status < 500 && !deps.log.isLevelEnabled('info')) return; // nothing to write: build nothing
     const line = {
       requestId: c.get('requestId'),
       method: c.req.method,
