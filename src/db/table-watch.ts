@@ -16,25 +16,20 @@ export interface TableWatch {
   otherCommits(): number;
 }
 
-interface ConnectionWatches {
-  counters: Map<string, number>;
-}
-
-const byConnection = new WeakMap<Database.Database, ConnectionWatches>();
+/** Per connection: write counts by table name (the connection's temp triggers feed them). */
+const byConnection = new WeakMap<Database.Database, Map<string, number>>();
 
 export function watchTable(sqlite: Database.Database, table: string): TableWatch {
   if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`watchTable: bad table name ${table}`);
-  let watches = byConnection.get(sqlite);
-  if (!watches) {
-    const counters = new Map<string, number>();
-    watches = { counters };
-    byConnection.set(sqlite, watches);
+  let counters = byConnection.get(sqlite);
+  if (!counters) {
+    const created = new Map<string, number>();
+    byConnection.set(sqlite, (counters = created));
     sqlite.function('sb_table_changed', { deterministic: false }, (name: unknown) => {
-      counters.set(String(name), (counters.get(String(name)) ?? 0) + 1);
+      created.set(String(name), (created.get(String(name)) ?? 0) + 1);
       return null;
     });
   }
-  const { counters } = watches;
   if (!counters.has(table)) {
     counters.set(table, 0);
     for (const op of ['INSERT', 'UPDATE', 'DELETE']) {
