@@ -2,12 +2,7 @@
 # `npm start`: build if the sources changed, make sure Redis is there, run the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src migrations package.json tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
-  echo "building…" >&2
-  npx tsc -p tsconfig.build.json
-  touch "$stamp"
-fi
+bash scripts/build-if-stale.sh
 # Webhooks are still accepted and stored without Redis; queued work flows once it is reachable.
 bash scripts/ensure-redis.sh || echo "continuing without Redis: webhooks are stored; distribution and deliveries wait for it" >&2
 exec node dist/src/server.js

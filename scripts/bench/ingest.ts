@@ -12,14 +12,15 @@
  *
  * Traffic goes only to 127.0.0.1; both servers are child processes stopped at the end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
+import ts from 'typescript';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
 
@@ -33,7 +34,7 @@ const PHONE_ID = '106540352242922';
 
 function startChild(args: string[], env: Record<string, string>, ready: (out: string) => boolean): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
@@ -127,17 +128,33 @@ async function drive(url: string, runTag: string, pid: number) {
   };
 }
 
+/**
+ * Both servers run as plain JavaScript, the way the gateway ships (`npm start` and the Docker image
+ * run `node dist/src/server.js`): the gateway from dist/ (built here when stale) and the bare app
+ * compiled the same way. Under tsx every closure creation also pays esbuild's keepNames helper.
+ */
+function buildServers(): string {
+  execFileSync('bash', ['scripts/build-if-stale.sh'], { cwd: projectRoot, stdio: 'inherit' });
+  const source = readFileSync(path.join(projectRoot, 'scripts/bench/bare-app.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  const out = path.join(projectRoot, 'dist/bench/bare-app.js'); // under dist/ so it resolves hono from node_modules
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, outputText);
+  return out;
+}
+
 async function main() {
+  const bareApp = buildServers();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-bench-'));
   const children: ChildProcess[] = [];
   try {
     const barePort = await freePort();
-    const bareChild = await startChild(['scripts/bench/bare-app.ts'], { PORT: String(barePort) }, (o) => o.includes('ready'));
+    const bareChild = await startChild([bareApp], { PORT: String(barePort) }, (o) => o.includes('ready'));
     children.push(bareChild);
 
     const gwPort = await freePort();
     const adminToken = 'bench-admin-token-0123456789';
-    const gw = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), '--import', 'tsx', 'src/server.ts'], {
+    const gw = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/src/server.js'], {
       cwd: projectRoot,
       env: { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', QUEUE_PREFIX: `bench-${process.pid}` },
       stdio: ['ignore', 'inherit', 'inherit'],
