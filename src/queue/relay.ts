@@ -67,12 +67,31 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
     return rows.map((r) => ({ id: r.id, kind: r.kind, payload: JSON.parse(r.payload) }) as { id: number } & OutboxItem);
   });
 
+  // A pass's own writes (leases, deleting rows already handed over) need no fsync of their own: a
+  // pass lost to a power cut only means those rows are handed over again, which consumers already
+  // take (dispatch is deduplicated and idempotent, timer and delivery jobs have ids and check
+  // their state, agent events are at-least-once). So a pass commits with synchronous = NORMAL
+  // (in WAL mode that risks no corruption, only the pass itself) and the next durable commit's
+  // fsync carries it. The setting is the connection's: it is put back before anything else runs.
+  const durable = sqlite.pragma('synchronous', { simple: true }) as number;
+  const relaxSync = sqlite.prepare('PRAGMA synchronous = NORMAL');
+  const restoreSync = sqlite.prepare(`PRAGMA synchronous = ${durable}`);
+  function withoutFsync<T>(fn: () => T): T {
+    if (durable <= 1) return fn(); // already NORMAL or OFF
+    relaxSync.run();
+    try {
+      return fn();
+    } finally {
+      restoreSync.run();
+    }
+  }
+
   /**
    * One transaction per pass: deletes the rows handed over in the previous pass and leases the
    * next batch (so each pass costs one commit, not two).
    */
   function ackAndClaim(handedOver: number[]): Array<{ id: number } & OutboxItem> {
-    return claimPass.immediate(handedOver, clock.now());
+    return withoutFsync(() => claimPass.immediate(handedOver, clock.now()));
   }
 
   async function handOver(items: OutboxItem[]): Promise<void> {
@@ -138,7 +157,7 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
         await handOver(rows);
       } catch (err) {
         // Release the lease so the next run (here or in another process) retries at once.
-        q.release.run(JSON.stringify(ids));
+        withoutFsync(() => q.release.run(JSON.stringify(ids)));
         throw err;
       }
       handedOver = ids;
