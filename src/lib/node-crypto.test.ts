@@ -26,6 +26,18 @@ describe('nodeMac computes what Web Crypto computes', () => {
     await expect(webCryptoMac.hmac('SHA-256', '', 'data')).rejects.toThrow();
   });
 
+  it('a string key made once and reused gives the MAC of its bytes, for each hash; another key another MAC', async () => {
+    for (const h of ['SHA-256', 'SHA-512'] as const) {
+      const bytes = new TextEncoder().encode('sécret-ключ');
+      const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+      const first = hex(nodeMac.hmac(h, 'sécret-ключ', 'body'));
+      expect(hex(nodeMac.hmac(h, 'sécret-ключ', 'body'))).toBe(first);
+      expect(hex(nodeMac.hmac(h, bytes, 'body'))).toBe(first);
+      expect(hex(await webCryptoMac.hmac(h, 'sécret-ключ', 'body'))).toBe(first);
+      expect(hex(nodeMac.hmac(h, 'sécret-ключ2', 'body'))).not.toBe(first);
+    }
+  });
+
   it('refuses a MAC that differs in one bit or in length', () => {
     const mac = nodeMac.hmac('SHA-256', 'k', 'data');
     const flipped = Uint8Array.from(mac);
