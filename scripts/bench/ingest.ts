@@ -1,10 +1,11 @@
 /**
  * Ingest benchmark: the full webhook path (verify, transaction, outbox) against a bare Hono app
  * that only parses JSON. Both are driven with the same signed WhatsApp Business payloads (unique
- * message ids) at the same concurrency for a fixed time; prints requests/s, p50/p99 and the ratio,
- * then counts that every acknowledged message is stored.
+ * message ids) at the same concurrency for a fixed time, in rounds that alternate the two; prints
+ * each round's requests/s, p50/p99 and ratio, then the medians, then counts that every
+ * acknowledged message is stored.
  *
- *   npx tsx scripts/bench/ingest.ts [--seconds 10] [--connections 64]
+ *   npx tsx scripts/bench/ingest.ts [--seconds 10] [--connections 64] [--rounds 3]
  *
  * Each row also gives the server's CPU (all threads) per request. BENCH_THREADS=1 adds per-thread
  * CPU, user/system split and how busy the whole machine was; BENCH_PROFILE=<dir> writes a
@@ -25,8 +26,13 @@ import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' } },
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '3' },
+  },
 });
+const rounds = Math.max(1, Number(values.rounds));
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 const APP_SECRET = 'bench-app-secret';
@@ -73,12 +79,12 @@ function cpuSplit(pid: number): [number, number] {
   return [Number(fields[11]) / 100, Number(fields[12]) / 100]; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineCpu(): [number, number] {
+/** Busy, total and stolen jiffies of the whole machine, from /proc/stat. */
+function machineCpu(): [number, number, number] {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = f[3]! + f[4]!;
-  const total = f.reduce((a, b) => a + b, 0);
-  return [total - idle, total];
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal (guest time is inside user)
+  return [total - idle, total, f[7] ?? 0];
 }
 
 /** CPU seconds per thread name (main, libuv workers, V8 GC helpers…), for BENCH_THREADS=1. */
@@ -108,6 +114,9 @@ async function drive(url: string, runTag: string, pid: number) {
     requests: [{ setupRequest: (req: any) => ({ ...req, ...signedRequest(runTag) }) }],
   });
   const cpu = cpuSeconds(pid) - cpuBefore;
+  const machineAfter = machineCpu();
+  // Time the hypervisor gave this VM's CPUs to others: the noise a shared host adds.
+  const stealPct = ((machineAfter[2] - machineBefore[2]) / Math.max(1, machineAfter[1] - machineBefore[1])) * 100;
   if (threadsBefore) {
     const after = threadCpu(pid);
     const rows = [...after].filter(([name, t]) => t - (threadsBefore.get(name) ?? 0) > 0.05).map(([name, t]) => `${name} ${((t - (threadsBefore.get(name) ?? 0)) / seconds * 100).toFixed(0)}%`);
@@ -117,6 +126,7 @@ async function drive(url: string, runTag: string, pid: number) {
     console.log(`  threads of ${pid}: ${rows.join(', ')}; machine busy ${busyPct.toFixed(0)}%; user ${(((split[0] - splitBefore[0]) / seconds) * 100).toFixed(0)}%, system ${(((split[1] - splitBefore[1]) / seconds) * 100).toFixed(0)}%`);
   }
   return {
+    stealPct,
     cpuPct: (cpu / seconds) * 100,
     cpuUsPerReq: (cpu * 1e6) / Math.max(1, result['2xx'] + result.non2xx),
     rps: result.requests.average,
@@ -125,6 +135,27 @@ async function drive(url: string, runTag: string, pid: number) {
     ok: result['2xx'],
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+  };
+}
+
+type Run = Awaited<ReturnType<typeof drive>>;
+
+const row = (name: string, r: Run) =>
+  `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   ` +
+  `CPU ${r.cpuPct.toFixed(0).padStart(3)}% (${r.cpuUsPerReq.toFixed(0)} µs/req)   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}` +
+  (r.stealPct >= 0.5 ? `   host steal ${r.stealPct.toFixed(0)}%` : '');
+
+/** Each column's median over the rounds (counts summed). */
+function medianRun(runs: Run[]): Run {
+  const med = (f: (r: Run) => number) => {
+    const v = runs.map(f).sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const sum = (f: (r: Run) => number) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    rps: med((r) => r.rps), p50: med((r) => r.p50), p99: med((r) => r.p99), cpuPct: med((r) => r.cpuPct),
+    cpuUsPerReq: med((r) => r.cpuUsPerReq), stealPct: med((r) => r.stealPct),
+    ok: sum((r) => r.ok), non2xx: sum((r) => r.non2xx), errors: sum((r) => r.errors),
   };
 }
 
@@ -181,24 +212,37 @@ async function main() {
     await autocannon({ url: `http://127.0.0.1:${barePort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
     await autocannon({ url: `http://127.0.0.1:${gwPort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });
 
-    const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, 'bare', bareChild.pid!);
-    const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, 'full', gw.pid!);
+    // Rounds alternate bare and full, so a drift in the host's speed (a shared VM's neighbours) hits
+    // both alike; every round is printed, and the summary takes the median of each column.
+    const bareRuns: Run[] = [];
+    const fullRuns: Run[] = [];
+    console.log(`ingest bench: ${connections} connections, ${rounds} round(s) of ${seconds}s per server, signed WABA text payloads`);
+    for (let r = 1; r <= rounds; r++) {
+      const bare = await drive(`http://127.0.0.1:${barePort}${hookPath}`, `bare${r}`, bareChild.pid!);
+      const full = await drive(`http://127.0.0.1:${gwPort}${hookPath}`, `full${r}`, gw.pid!);
+      bareRuns.push(bare);
+      fullRuns.push(full);
+      console.log(`round ${r}`);
+      console.log(row('  bare Hono (parse JSON)', bare));
+      console.log(row('  switchboard (full ingest)', full));
+      console.log(`  ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}`);
+    }
 
     const walBytes = statSync(path.join(dataDir, 'switchboard.sqlite-wal'), { throwIfNoEntry: false })?.size ?? 0;
     const db = new Database(path.join(dataDir, 'switchboard.sqlite'), { readonly: true });
-    const stored = db.prepare("SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.full.%'").pluck().get() as number;
+    const stored = db.prepare("SELECT count(*) FROM messages WHERE provider_message_id LIKE 'wamid.full%'").pluck().get() as number;
     db.close();
+    const acknowledged = fullRuns.reduce((a, r) => a + r.ok, 0);
 
-    const row = (name: string, r: typeof bare) =>
-      `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   ` +
-      `CPU ${r.cpuPct.toFixed(0).padStart(3)}% (${r.cpuUsPerReq.toFixed(0)} µs/req)   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}`;
-    console.log(`ingest bench: ${connections} connections, ${seconds}s each, signed WABA text payloads`);
+    const bare = medianRun(bareRuns);
+    const full = medianRun(fullRuns);
+    console.log(rounds > 1 ? `median of ${rounds} rounds` : 'result');
     console.log(row('bare Hono (parse JSON)', bare));
     console.log(row('switchboard (full ingest)', full));
-    console.log(`ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}`);
+    console.log(`ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}${rounds > 1 ? ` (per round: ${fullRuns.map((f, i) => (f.rps / bareRuns[i]!.rps).toFixed(2)).join(', ')})` : ''}`);
     console.log(`WAL file after the run: ${(walBytes / 2 ** 20).toFixed(1)} MiB (checkpointed off the event loop, src/db/checkpointer.ts)`);
-    console.log(`acknowledged ${full.ok}, stored ${stored}: ${stored >= full.ok ? 'every acknowledged message is stored' : `MISSING ${full.ok - stored}`}`);
-    if (stored < full.ok) process.exitCode = 1;
+    console.log(`acknowledged ${acknowledged}, stored ${stored}: ${stored >= acknowledged ? 'every acknowledged message is stored' : `MISSING ${acknowledged - stored}`}`);
+    if (stored < acknowledged) process.exitCode = 1;
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
