@@ -156,6 +156,39 @@ describe('WhatsApp Business webhooks', () => {
     expect(convs[0]!.contactId).toBe(convs[1]!.contactId);
   });
 
+  it('keeps one contact when its sender later comes with a business-scoped user id', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.P1' }));
+    const withUserId = (id: string) =>
+      wabaText({ id }).replace('"wa_id":"4915112345678"}', '"wa_id":"4915112345678","user_id":"US.13491208655302741918"}');
+    expect(withUserId('x')).toContain('"user_id":"US.13491208655302741918"');
+    expect((await postWaba(ch, withUserId('wamid.P2'))).status).toBe(200);
+    expect((await postWaba(ch, withUserId('wamid.P3'))).status).toBe(200);
+    expect(count('contacts')).toBe(1);
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    const contactRow = h.deps.db.$client.prepare('SELECT provider_contact_id, phone FROM contacts').get();
+    expect(contactRow).toEqual({ provider_contact_id: 'US.13491208655302741918', phone: '4915112345678' });
+    expect(count('messages')).toBe(3);
+  });
+
+  it("tells the conversation's agent about a new message while it is offered or active, not after", async () => {
+    const ch = await wabaChannel();
+    const agent = await json(await h.api('POST', '/api/agents', { name: 'Ana', email: 'ana@example.com' }));
+    await postWaba(ch, wabaText({ id: 'wamid.E1' }));
+    const events = () =>
+      (h.deps.db.$client.prepare("SELECT payload FROM outbox WHERE kind = 'event'").pluck().all() as string[]).map((p) => JSON.parse(p));
+    expect(events()).toEqual([]);
+    const conv = (await conversationsOf(ch.id))[0]!;
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'active', agent_id = ? WHERE id = ?").run(agent.id, conv.id);
+    await postWaba(ch, wabaText({ id: 'wamid.E2' }));
+    expect(events()).toEqual([{ agentId: agent.id, event: 'message', data: { conversationId: conv.id } }]);
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'wrapup' WHERE id = ?").run(conv.id);
+    await postWaba(ch, wabaText({ id: 'wamid.E3' }));
+    expect(events()).toHaveLength(1);
+    expect(count('messages')).toBe(3);
+  });
+
   it('starts conversations in the bot state when the channel has a chatbot', async () => {
     const bot = await json(await h.api('POST', '/api/chatbots', { name: 'Greeter', url: 'https://bot.example/hook' }));
     const ch = await wabaChannel('106540352242922', { chatbotId: bot.id });
