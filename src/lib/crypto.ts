@@ -23,7 +23,8 @@ function toBytes(data: Uint8Array | string): Uint8Array<ArrayBuffer> {
  * Bounded: cleared when full (secrets are few; a rotation simply imports again).
  */
 const keyCache = new Map<string, Promise<CryptoKey>>();
-const KEY_CACHE_MAX = 1024;
+/** How many imported MAC keys a cache keeps before it starts over (here and in node-crypto.ts). */
+export const KEY_CACHE_MAX = 1024;
 
 async function importHmacKey(key: Uint8Array | string, hash: HmacHash): Promise<CryptoKey> {
   if (typeof key !== 'string') {

@@ -1,5 +1,5 @@
 import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { HmacHash, MacEngine } from './crypto.js';
+import { KEY_CACHE_MAX, type HmacHash, type MacEngine } from './crypto.js';
 
 /**
  * The MacEngine on node:crypto: the same MACs as Web Crypto's, computed synchronously on the
@@ -18,7 +18,7 @@ const keyObjects = new Map<string, KeyObject>();
 function keyObject(key: string): KeyObject {
   let k = keyObjects.get(key);
   if (!k) {
-    if (keyObjects.size >= 1024) keyObjects.clear();
+    if (keyObjects.size >= KEY_CACHE_MAX) keyObjects.clear();
     k = createSecretKey(Buffer.from(key, 'utf8'));
     keyObjects.set(key, k);
   }
