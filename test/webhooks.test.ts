@@ -130,6 +130,32 @@ describe('WhatsApp Business webhooks', () => {
     expect({ messages: count('messages'), conversations: count('conversations'), contacts: count('contacts') }).toEqual(before);
   });
 
+  it('a redelivered message changes no row, in an open conversation or a closed one', async () => {
+    const ch = await wabaChannel();
+    const rows = () => ({
+      contacts: h.deps.db.$client.prepare('SELECT * FROM contacts ORDER BY id').all(),
+      conversations: h.deps.db.$client.prepare('SELECT * FROM conversations ORDER BY id').all(),
+      messages: h.deps.db.$client.prepare('SELECT * FROM messages ORDER BY id').all(),
+      outbox: count('outbox'),
+    });
+    expect((await postWaba(ch, wabaText({ id: 'wamid.R1' }))).status).toBe(200);
+    await h.deps.services.ingest.flush();
+    // Redelivered later, with a new profile name: still the same message, so nothing moves.
+    const open = rows();
+    (h.clock as FakeClock).advance(60_000);
+    const again = await postWaba(ch, wabaText({ id: 'wamid.R1', name: 'Ana Renamed' }));
+    expect(again.status).toBe(200);
+    expect(await json(again)).toMatchObject({ stored: 0, duplicates: 1 });
+    expect(rows()).toEqual(open);
+
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    const closed = rows();
+    (h.clock as FakeClock).advance(60_000);
+    const late = await postWaba(ch, wabaText({ id: 'wamid.R1', name: 'Ana Renamed' }));
+    expect(await json(late)).toMatchObject({ stored: 0, duplicates: 1 });
+    expect(rows()).toEqual(closed); // no new conversation for an old message
+  });
+
   it('verifies the raw bytes: a body with escaped non-ASCII verifies as sent', async () => {
     const ch = await wabaChannel();
     const escaped = wabaText({ id: 'wamid.ESC', body: 'x' }).replace('"body":"x"', '"body":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"');

@@ -38,18 +38,24 @@ export function canAdvance(from: string, to: OutboundStatus): boolean {
   return forward[from]?.includes(to) ?? false;
 }
 
-/** contacts row as the lookups return it: id, provider_contact_id, name, phone, username, reachable. */
-type ContactRow = [id: string, providerContactId: string, name: string | null, phone: string | null, username: string | null, reachable: number];
+/**
+ * contacts row as the lookups return it. The rowid lets the same transaction write the row back
+ * without a second descent through the text primary key's index (rowids only change on VACUUM,
+ * which never runs inside a transaction).
+ */
+type ContactRow = [rowid: number, id: string, providerContactId: string, name: string | null, phone: string | null, username: string | null, reachable: number];
+/** A contact's latest conversation: rowid (as above), id, state, agent_id. */
+type ConversationRow = [rowid: number, id: string, state: string, agentId: string | null];
 
 export function createIngestStore(sqlite: Database.Database) {
   const s = {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
     // Rows as arrays (see ContactRow): better-sqlite3 builds an array far cheaper than an object.
     contactByProviderId: sqlite
-      .prepare('SELECT id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?')
+      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?')
       .raw(),
     contactByPhone: sqlite
-      .prepare('SELECT id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1')
+      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1')
       .raw(),
     insertContact: sqlite.prepare(
       `INSERT INTO contacts (id, channel_id, provider_contact_id, name, phone, username, reachable, last_inbound_at, created_at, updated_at)
@@ -58,29 +64,32 @@ export function createIngestStore(sqlite: Database.Database) {
     updateContact: sqlite.prepare(
       `UPDATE contacts SET provider_contact_id = ?, name = ?, phone = ?, username = ?,
          last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
-         updated_at = ? WHERE id = ?`,
+         updated_at = ? WHERE rowid = ?`,
     ),
     // Only the inbound time moves (the usual case): leaves the contact's indexed columns, and so
     // their index pages, untouched.
     touchContact: sqlite.prepare(
       `UPDATE contacts SET last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
-         updated_at = ? WHERE id = ?`,
+         updated_at = ? WHERE rowid = ?`,
     ),
     setReachable: sqlite.prepare('UPDATE contacts SET reachable = ?, updated_at = ? WHERE id = ?'),
     latestConversation: sqlite
-      .prepare('SELECT id, state, agent_id FROM conversations WHERE contact_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
+      .prepare('SELECT rowid, id, state, agent_id FROM conversations WHERE contact_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
       .raw(),
     insertConversation: sqlite.prepare(
       `INSERT INTO conversations (id, channel_id, contact_id, type, state, queue_rank, enqueued_at, offer_seq, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)`,
     ),
-    touchConversation: sqlite.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?'),
+    touchConversation: sqlite.prepare('UPDATE conversations SET updated_at = ? WHERE rowid = ?'),
     insertHistory: sqlite.prepare(
       'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
+    // A duplicate (same channel and provider message id) is skipped by the unique index itself, so
+    // the usual case needs no separate lookup first; `changes` says which it was.
     insertMessage: sqlite.prepare(
       `INSERT INTO messages (id, channel_id, conversation_id, direction, kind, text, details, provider_message_id, status, sent_at, created_at, updated_at)
-       VALUES (?, ?, ?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?)`,
+       VALUES (?, ?, ?, 'in', ?, ?, ?, ?, 'received', ?, ?, ?)
+       ON CONFLICT (channel_id, provider_message_id) DO NOTHING`,
     ),
     outboundByProviderId: sqlite.prepare(
       "SELECT id, status FROM messages WHERE channel_id = ? AND provider_message_id = ? AND direction = 'out'",
@@ -92,25 +101,39 @@ export function createIngestStore(sqlite: Database.Database) {
     ),
   };
 
-  function upsertContact(channelId: string, c: NormalizedContact, inboundAt: number | null, now: number) {
-    let row = s.contactByProviderId.get(channelId, c.providerContactId) as ContactRow | undefined;
+  function findContact(channelId: string, c: NormalizedContact): ContactRow | undefined {
+    const row = s.contactByProviderId.get(channelId, c.providerContactId) as ContactRow | undefined;
     // A contact first seen by phone and now by a business-scoped id (or the reverse) stays one contact.
-    if (!row && c.phone) row = s.contactByPhone.get(channelId, c.phone) as ContactRow | undefined;
-    if (!row) {
-      const id = newId('ct');
-      s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
-      return { id, reachable: true };
-    }
-    const [id, providerContactId, oldName, oldPhone, oldUsername, reachable] = row;
+    if (!row && c.phone) return s.contactByPhone.get(channelId, c.phone) as ContactRow | undefined;
+    return row;
+  }
+
+  /** Keeps a found contact's name, phone, username and provider id current; moves its inbound time. */
+  function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, now: number): void {
+    const [rowid, , providerContactId, oldName, oldPhone, oldUsername] = row;
     const name = c.name ?? oldName;
     const phone = c.phone ?? oldPhone;
     const username = c.username ?? oldUsername;
     if (c.providerContactId === providerContactId && name === oldName && phone === oldPhone && username === oldUsername) {
-      s.touchContact.run(inboundAt, inboundAt, now, id);
+      s.touchContact.run(inboundAt, inboundAt, now, rowid);
     } else {
-      s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, id);
+      s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, rowid);
     }
-    return { id, reachable: reachable === 1 };
+  }
+
+  function upsertContact(channelId: string, c: NormalizedContact, inboundAt: number | null, now: number, found = findContact(channelId, c)) {
+    if (!found) {
+      const id = newId('ct');
+      s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
+      return { id, reachable: true };
+    }
+    refreshContact(found, c, inboundAt, now);
+    return { id: found[1], reachable: found[6] === 1 };
+  }
+
+  function insertMessage(channelId: string, conversationId: string, ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): boolean {
+    const details = ev.details ? JSON.stringify(ev.details) : null;
+    return s.insertMessage.run(newId('msg'), channelId, conversationId, ev.kind, ev.text, details, ev.providerMessageId, ev.sentAt || null, now, now).changes === 1;
   }
 
   function addOutbox(out: ApplyOutcome, kind: string, payload: unknown, now: number): void {
@@ -132,43 +155,41 @@ export function createIngestStore(sqlite: Database.Database) {
     apply(channel: IngestChannel, ev: NormalizedEvent, now: number, out: ApplyOutcome): void {
       switch (ev.type) {
         case 'message': {
+          const found = findContact(channel.id, ev.contact);
+          const latest = found ? (s.latestConversation.get(found[1]) as ConversationRow | undefined) : undefined;
+          if (found && latest && latest[2] !== 'closed') {
+            // The usual case: a known contact writing into its open conversation. The insert
+            // itself tells a duplicate, and then nothing else is written.
+            const [conversationRowid, conversationId, state, agentId] = latest;
+            if (!insertMessage(channel.id, conversationId, ev, now)) {
+              out.duplicates++;
+              return;
+            }
+            refreshContact(found, ev.contact, now, now);
+            if (found[6] !== 1) s.setReachable.run(1, now, found[1]); // they wrote to us: reachable again
+            s.touchConversation.run(now, conversationRowid);
+            if (agentId && (state === 'active' || state === 'offered')) {
+              addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
+            }
+            out.stored++;
+            return;
+          }
+          // A new contact or a new conversation: look for a duplicate before creating either.
           if (s.messageExists.get(channel.id, ev.providerMessageId)) {
             out.duplicates++;
             return;
           }
-          const contact = upsertContact(channel.id, ev.contact, now, now);
+          const contact = upsertContact(channel.id, ev.contact, now, now, found);
           if (!contact.reachable) s.setReachable.run(1, now, contact.id); // they wrote to us: reachable again
-          const latest = s.latestConversation.get(contact.id) as [id: string, state: string, agentId: string | null] | undefined;
-          let conversationId: string;
-          if (latest && latest[1] !== 'closed') {
-            const [id, state, agentId] = latest;
-            conversationId = id;
-            s.touchConversation.run(now, conversationId);
-            if (agentId && (state === 'active' || state === 'offered')) {
-              addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
-            }
-          } else {
-            conversationId = newId('cv');
-            const state = channel.chatbotId ? 'bot' : 'queued';
-            s.insertConversation.run(conversationId, channel.id, contact.id, channel.conversationType, state, state === 'queued' ? now : null, now, now);
-            s.insertHistory.run(conversationId, null, state, null, 'inbound_message', now);
-            if (state === 'queued') {
-              addOutbox(out, 'dispatch', { channelId: channel.id }, now);
-              out.queued++;
-            }
+          const conversationId = newId('cv');
+          const state = channel.chatbotId ? 'bot' : 'queued';
+          s.insertConversation.run(conversationId, channel.id, contact.id, channel.conversationType, state, state === 'queued' ? now : null, now, now);
+          s.insertHistory.run(conversationId, null, state, null, 'inbound_message', now);
+          if (state === 'queued') {
+            addOutbox(out, 'dispatch', { channelId: channel.id }, now);
+            out.queued++;
           }
-          s.insertMessage.run(
-            newId('msg'),
-            channel.id,
-            conversationId,
-            ev.kind,
-            ev.text,
-            ev.details ? JSON.stringify(ev.details) : null,
-            ev.providerMessageId,
-            ev.sentAt || null,
-            now,
-            now,
-          );
+          insertMessage(channel.id, conversationId, ev, now);
           out.stored++;
           return;
         }
