@@ -27,3 +27,20 @@ describe('X-Request-Id', () => {
     expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe('routing', () => {
+  it("stays on Hono's RegExpRouter, which SmartRouter leaves for TrieRouter when two routes clash", async () => {
+    await h.app.request('/healthz'); // SmartRouter settles on its first match
+    expect((h.app.router as { name: string }).name).toBe('SmartRouter + RegExpRouter');
+  });
+
+  it('replays through POST /api/deliveries/replay; any other action there is an unknown route, before auth', async () => {
+    const dry = await h.api('POST', '/api/deliveries/replay', { dryRun: true });
+    expect(dry.status).toBe(200);
+    expect(await dry.json()).toMatchObject({ matched: 0, dryRun: true });
+    expect((await h.app.request('/api/deliveries/replay', { method: 'POST' })).status).toBe(401);
+    const other = await h.app.request('/api/deliveries/rewind', { method: 'POST' });
+    expect(other.status).toBe(404);
+    expect(((await other.json()) as { code?: string }).code).toBe('not_found');
+  });
+});
