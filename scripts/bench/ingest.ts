@@ -13,17 +13,16 @@
  *
  * Traffic goes only to 127.0.0.1; both servers are child processes stopped at the end.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
-import ts from 'typescript';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
+import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, startChild, waitHealthy } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,39 +34,6 @@ const { values } = parseArgs({
 const rounds = Math.max(1, Number(values.rounds));
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
-const APP_SECRET = 'bench-app-secret';
-const PHONE_ID = '106540352242922';
-
-function startChild(args: string[], env: Record<string, string>, ready: (out: string) => boolean): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (ready(out)) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
-  });
-}
-
-let seq = 0;
-function signedRequest(runTag: string) {
-  const n = seq++;
-  const from = String(4915100000000 + (n % 5000));
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: {
-      messaging_product: 'whatsapp',
-      metadata: { display_phone_number: '15550001111', phone_number_id: PHONE_ID },
-      contacts: [{ profile: { name: `Customer ${n % 5000}` }, wa_id: from }],
-      messages: [{ from, id: `wamid.${runTag}.${n}`, timestamp: '1767225600', type: 'text', text: { body: `Is my order ${n} shipped?` } }],
-    } }] }],
-  });
-  const sig = createHmac('sha256', APP_SECRET).update(body).digest('hex');
-  return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}` } };
-}
 
 /** CPU seconds (user + system, all threads) a child process has used so far, from /proc. */
 function cpuSeconds(pid: number): number {
@@ -159,54 +125,24 @@ function medianRun(runs: Run[]): Run {
   };
 }
 
-/**
- * Both servers run as plain JavaScript, the way the gateway ships (`npm start` and the Docker image
- * run `node dist/src/server.js`): the gateway from dist/ (built here when stale) and the bare app
- * compiled the same way. Under tsx every closure creation also pays esbuild's keepNames helper.
- */
-function buildServers(): string {
-  execFileSync('bash', ['scripts/build-if-stale.sh'], { cwd: projectRoot, stdio: 'inherit' });
-  const source = readFileSync(path.join(projectRoot, 'scripts/bench/bare-app.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-  const out = path.join(projectRoot, 'dist/bench/bare-app.js'); // under dist/ so it resolves hono from node_modules
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, outputText);
-  return out;
-}
-
 async function main() {
   const bareApp = buildServers();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-bench-'));
   const children: ChildProcess[] = [];
   try {
     const barePort = await freePort();
-    const bareChild = await startChild([bareApp], { PORT: String(barePort) }, (o) => o.includes('ready'));
+    const bareChild = await startChild(process.execPath, [bareApp], { PORT: String(barePort) }, (o) => o.includes('ready'));
     children.push(bareChild);
 
     const gwPort = await freePort();
-    const adminToken = 'bench-admin-token-0123456789';
     const gw = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/src/server.js'], {
       cwd: projectRoot,
-      env: { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, LOG_LEVEL: 'warn', QUEUE_PREFIX: `bench-${process.pid}` },
+      env: { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: `bench-${process.pid}` },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(gw);
-    // LOG_LEVEL=warn hides the listening line; poll /healthz instead.
-    for (let i = 0; i < 100; i++) {
-      try { if ((await fetch(`http://127.0.0.1:${gwPort}/healthz`)).ok) break; } catch { /* starting */ }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const res = await fetch(`http://127.0.0.1:${gwPort}/api/channels`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        name: 'Bench', conversationType: 'chat',
-        messenger: { provider: 'whatsapp_business', phoneNumberId: PHONE_ID, accessToken: 't', appSecret: APP_SECRET, verifyToken: 'v' },
-        handling: { utilization: 10, autoAssignLimit: 1, autoAnswer: true },
-      }),
-    });
-    const channel = (await res.json()) as { id: string; webhookUrl: string };
-    const hookPath = new URL(channel.webhookUrl).pathname;
+    await waitHealthy(gwPort);
+    const hookPath = await createBenchChannel(gwPort);
 
     // Warm both up briefly, then measure.
     await autocannon({ url: `http://127.0.0.1:${barePort}${hookPath}`, connections: 8, amount: 2000, method: 'POST', requests: [{ setupRequest: (r: any) => ({ ...r, ...signedRequest('warm') }) }] });

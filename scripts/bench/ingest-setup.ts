@@ -1,0 +1,91 @@
+/**
+ * What the ingest benchmarks share (scripts/bench/ingest.ts for requests/s and latency,
+ * scripts/bench/ingest-instructions.ts for instructions per request): building both servers as
+ * plain JavaScript, the signed WhatsApp Business payloads, and the bench channel.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+import { projectRoot } from '../../test/process.js';
+
+export const APP_SECRET = 'bench-app-secret';
+export const PHONE_ID = '106540352242922';
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+
+/**
+ * Both servers run as plain JavaScript, the way the gateway ships (`npm start` and the Docker image
+ * run `node dist/src/server.js`): the gateway from dist/ (built here when stale) and the bare app
+ * compiled the same way. Under tsx every closure creation also pays esbuild's keepNames helper.
+ * Returns the bare app's script; the gateway's is `dist/src/server.js`.
+ */
+export function buildServers(): string {
+  execFileSync('bash', ['scripts/build-if-stale.sh'], { cwd: projectRoot, stdio: 'inherit' });
+  const source = readFileSync(path.join(projectRoot, 'scripts/bench/bare-app.ts'), 'utf8');
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  const out = path.join(projectRoot, 'dist/bench/bare-app.js'); // under dist/ so it resolves hono from node_modules
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, outputText);
+  return out;
+}
+
+/** Spawns `command args` in the project and resolves once its output satisfies `ready`. */
+export function startChild(command: string, args: string[], env: Record<string, string>, ready: (out: string) => boolean): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (ready(out)) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}:\n${out}`)));
+  });
+}
+
+let seq = 0;
+/** A signed WABA text webhook with a unique message id, from one of 5,000 senders in turn. */
+export function signedRequest(runTag: string) {
+  const n = seq++;
+  const from = String(4915100000000 + (n % 5000));
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '102290129340398', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '15550001111', phone_number_id: PHONE_ID },
+      contacts: [{ profile: { name: `Customer ${n % 5000}` }, wa_id: from }],
+      messages: [{ from, id: `wamid.${runTag}.${n}`, timestamp: '1767225600', type: 'text', text: { body: `Is my order ${n} shipped?` } }],
+    } }] }],
+  });
+  const sig = createHmac('sha256', APP_SECRET).update(body).digest('hex');
+  return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}` } };
+}
+
+/** Waits for the gateway's /healthz (LOG_LEVEL=warn hides the listening line). */
+export async function waitHealthy(port: number, tries = 100, everyMs = 100): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
+    } catch { /* starting */ }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`gateway on port ${port} did not become healthy`);
+}
+
+/** Creates the bench's WABA channel through the admin API; returns its webhook path. */
+export async function createBenchChannel(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/channels`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      name: 'Bench', conversationType: 'chat',
+      messenger: { provider: 'whatsapp_business', phoneNumberId: PHONE_ID, accessToken: 't', appSecret: APP_SECRET, verifyToken: 'v' },
+      handling: { utilization: 10, autoAssignLimit: 1, autoAnswer: true },
+    }),
+  });
+  if (!res.ok) throw new Error(`creating the bench channel: ${res.status} ${await res.text()}`);
+  const channel = (await res.json()) as { webhookUrl: string };
+  return new URL(channel.webhookUrl).pathname;
+}
