@@ -121,7 +121,8 @@ export function createIngestStore(sqlite: Database.Database) {
     }
   }
 
-  function upsertContact(channelId: string, c: NormalizedContact, inboundAt: number | null, now: number, found = findContact(channelId, c)) {
+  /** `found` is what findContact returned for `c` in this transaction (undefined: a new contact). */
+  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, now: number) {
     if (!found) {
       const id = newId('ct');
       s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
@@ -179,7 +180,7 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contact = upsertContact(channel.id, ev.contact, now, now, found);
+          const contact = upsertContact(channel.id, ev.contact, found, now, now);
           if (!contact.reachable) s.setReachable.run(1, now, contact.id); // they wrote to us: reachable again
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
@@ -203,7 +204,7 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'reachability': {
-          const contact = upsertContact(channel.id, ev.contact, null, now);
+          const contact = upsertContact(channel.id, ev.contact, findContact(channel.id, ev.contact), null, now);
           s.setReachable.run(ev.reachable ? 1 : 0, now, contact.id);
           out.statuses++;
           return;

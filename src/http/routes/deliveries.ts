@@ -60,9 +60,9 @@ export function registerDeliveries(app: Hono<AppEnv>): void {
     },
     admin,
     async (c) => {
-    const body = await readJson(c, replayManySchema);
-    const out = c.get('deps').services.outbound.replayDeliveries(body.filter, { dryRun: body.dryRun, limit: body.limit });
-    return c.json(out, body.dryRun ? 200 : 202);
+      const body = await readJson(c, replayManySchema);
+      const out = c.get('deps').services.outbound.replayDeliveries(body.filter, { dryRun: body.dryRun, limit: body.limit });
+      return c.json(out, body.dryRun ? 200 : 202);
     },
   );
 }
