@@ -393,6 +393,34 @@ describe('Telegram webhooks', () => {
     expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(true);
   });
 
+  it('a contact who writes again is reachable again, in its open conversation or a new one', async () => {
+    const ch = await tgChannel();
+    await post(ch, update(1, 'hi'));
+    const contactId = (await conversationsOf(ch.id))[0]!.contactId;
+    const reachable = async () => (await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable;
+    const block = (id: number) => ({
+      update_id: id,
+      my_chat_member: {
+        chat: { id: 777, type: 'private', first_name: 'Ana' },
+        from: { id: 777, is_bot: false, first_name: 'Ana' },
+        date: 1767225700,
+        old_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: 'member' },
+        new_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: 'kicked' },
+      },
+    });
+    expect((await post(ch, block(2))).status).toBe(200);
+    expect(await reachable()).toBe(false);
+    expect((await post(ch, update(3, 'back again'))).status).toBe(200);
+    expect(await reachable()).toBe(true);
+
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    expect((await post(ch, block(4))).status).toBe(200);
+    expect(await reachable()).toBe(false);
+    expect((await post(ch, update(5, 'new question'))).status).toBe(200);
+    expect(await conversationsOf(ch.id)).toHaveLength(2);
+    expect(await reachable()).toBe(true);
+  });
+
   it('records unknown update kinds as ignored', async () => {
     const ch = await tgChannel();
     expect((await post(ch, { update_id: 9, new_update_kind: { x: 1 } })).status).toBe(200);

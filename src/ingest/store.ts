@@ -108,9 +108,12 @@ export function createIngestStore(sqlite: Database.Database) {
     return row;
   }
 
-  /** Keeps a found contact's name, phone, username and provider id current; moves its inbound time. */
+  /**
+   * Keeps a found contact's name, phone, username and provider id current; with `inboundAt` (they
+   * wrote to us) moves its inbound time and makes it reachable again.
+   */
   function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, now: number): void {
-    const [rowid, , providerContactId, oldName, oldPhone, oldUsername] = row;
+    const [rowid, id, providerContactId, oldName, oldPhone, oldUsername, reachable] = row;
     const name = c.name ?? oldName;
     const phone = c.phone ?? oldPhone;
     const username = c.username ?? oldUsername;
@@ -119,17 +122,21 @@ export function createIngestStore(sqlite: Database.Database) {
     } else {
       s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, rowid);
     }
+    if (inboundAt !== null && reachable !== 1) s.setReachable.run(1, now, id);
   }
 
-  /** `found` is what findContact returned for `c` in this transaction (undefined: a new contact). */
-  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, now: number) {
+  /**
+   * `found` is what findContact returned for `c` in this transaction (undefined: a new contact,
+   * created reachable). Returns the contact's id.
+   */
+  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, now: number): string {
     if (!found) {
       const id = newId('ct');
       s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
-      return { id, reachable: true };
+      return id;
     }
     refreshContact(found, c, inboundAt, now);
-    return { id: found[1], reachable: found[6] === 1 };
+    return found[1];
   }
 
   function insertMessage(channelId: string, conversationId: string, ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): boolean {
@@ -167,7 +174,6 @@ export function createIngestStore(sqlite: Database.Database) {
               return;
             }
             refreshContact(found, ev.contact, now, now);
-            if (found[6] !== 1) s.setReachable.run(1, now, found[1]); // they wrote to us: reachable again
             s.touchConversation.run(now, conversationRowid);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
@@ -180,11 +186,10 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contact = upsertContact(channel.id, ev.contact, found, now, now);
-          if (!contact.reachable) s.setReachable.run(1, now, contact.id); // they wrote to us: reachable again
+          const contactId = upsertContact(channel.id, ev.contact, found, now, now);
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
-          s.insertConversation.run(conversationId, channel.id, contact.id, channel.conversationType, state, state === 'queued' ? now : null, now, now);
+          s.insertConversation.run(conversationId, channel.id, contactId, channel.conversationType, state, state === 'queued' ? now : null, now, now);
           s.insertHistory.run(conversationId, null, state, null, 'inbound_message', now);
           if (state === 'queued') {
             addOutbox(out, 'dispatch', { channelId: channel.id }, now);
@@ -204,8 +209,8 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'reachability': {
-          const contact = upsertContact(channel.id, ev.contact, findContact(channel.id, ev.contact), null, now);
-          s.setReachable.run(ev.reachable ? 1 : 0, now, contact.id);
+          const contactId = upsertContact(channel.id, ev.contact, findContact(channel.id, ev.contact), null, now);
+          s.setReachable.run(ev.reachable ? 1 : 0, now, contactId);
           out.statuses++;
           return;
         }
