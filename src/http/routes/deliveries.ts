@@ -2,7 +2,6 @@ import type { Hono } from 'hono';
 import { z } from 'zod';
 import { deliveryStatuses } from '../../db/schema.js';
 import { REPLAY_LIMIT_DEFAULT, replayableStatuses } from '../../outbound/ops.js';
-import { AppError } from '../../errors.js';
 import { readJson, readQuery } from '../body.js';
 import { requireAuth } from '../middleware.js';
 import type { AppEnv } from '../types.js';
@@ -55,7 +54,7 @@ export function registerDeliveries(app: Hono<AppEnv>): void {
   app.post(
     '/api/deliveries/:action',
     async (c, next) => {
-      if (c.req.param('action') !== 'replay') throw new AppError('not_found', `No route for ${c.req.method} ${c.req.path}`);
+      if (c.req.param('action') !== 'replay') return c.notFound(); // the app's own not-found answer
       await next();
     },
     admin,
