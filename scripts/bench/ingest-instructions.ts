@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, waitHealthy } from './ingest-setup.js';
+import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -91,13 +91,6 @@ async function measure(child: ChildProcess, outDir: string, url: string, tag: st
   return counted;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return; // exited, or killed by a signal
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 async function main() {
   try {
     execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
@@ -114,21 +107,21 @@ async function main() {
 
     const barePort = await freePort();
     const bareDir = path.join(work, 'bare');
-    const bare = await underCallgrind(bareApp, {}, bareDir, barePort, () => waitFor(`http://127.0.0.1:${barePort}/`));
+    const bare = await underCallgrind(bareApp, {}, bareDir, barePort, () => waitForServer(`http://127.0.0.1:${barePort}/`, { tries: 600, everyMs: 200 }));
     children.push(bare);
 
     const gwPort = await freePort();
     const gwDir = path.join(work, 'gateway');
     const env = { DATA_DIR: path.join(work, 'data'), ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: queuePrefix };
-    const gw = await underCallgrind('dist/src/server.js', env, gwDir, gwPort, () => waitHealthy(gwPort, 600, 200));
+    const gw = await underCallgrind('dist/src/server.js', env, gwDir, gwPort, () => waitForServer(`http://127.0.0.1:${gwPort}/healthz`, { requireOk: true, tries: 600, everyMs: 200 }));
     children.push(gw);
     const hookPath = await createBenchChannel(gwPort);
 
     console.log(`ingest instructions (callgrind): ${requests} signed WABA webhooks at ${connections} connections, after ${warmup} warm-up`);
     rows.push(['bare Hono (parse JSON)', await measure(bare, bareDir, `http://127.0.0.1:${barePort}${hookPath}`, 'bare')]);
-    await stop(bare);
+    await stopChild(bare);
     rows.push(['switchboard (full ingest)', await measure(gw, gwDir, `http://127.0.0.1:${gwPort}${hookPath}`, 'full')]);
-    await stop(gw);
+    await stopChild(gw);
 
     for (const [name, c] of rows) {
       console.log(`${name.padEnd(28)} main thread ${(c.main / requests / 1000).toFixed(1).padStart(6)}k instructions/request   all threads ${(c.all / requests / 1000).toFixed(1).padStart(6)}k`);
@@ -136,22 +129,10 @@ async function main() {
     const [b, f] = [rows[0]![1], rows[1]![1]];
     console.log(`ratio (bare / full instructions, main thread): ${(b.main / f.main).toFixed(2)}   (the requests/s ratio's ceiling: kernel time is not counted)`);
   } finally {
-    for (const c of children) await stop(c).catch(() => {});
+    for (const c of children) await stopChild(c).catch(() => {});
     await dropKeysWithPrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', queuePrefix).catch(() => 0);
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/** Polls until anything answers at `url` (the bare app has no health route). */
-async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      await fetch(url);
-      return;
-    } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not answer`);
 }
 
 main().catch((err) => {

@@ -63,15 +63,28 @@ export function signedRequest(runTag: string) {
   return { body, headers: { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${sig}` } };
 }
 
-/** Waits for the gateway's /healthz (LOG_LEVEL=warn hides the listening line). */
-export async function waitHealthy(port: number, tries = 100, everyMs = 100): Promise<void> {
+/**
+ * Polls `url` until it answers (with 2xx when `requireOk`). The gateway's /healthz needs 2xx; the
+ * bare app has no health route, so any answer will do there. LOG_LEVEL=warn hides the gateway's
+ * listening line, so there is no output to wait for.
+ */
+export async function waitForServer(url: string, { requireOk = false, tries = 100, everyMs = 100 } = {}): Promise<void> {
   for (let i = 0; i < tries; i++) {
     try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
+      const res = await fetch(url);
+      if (res.ok || !requireOk) return;
     } catch { /* starting */ }
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`gateway on port ${port} did not become healthy`);
+  throw new Error(`${url} did not answer`);
+}
+
+/** Stops a child with SIGTERM and waits until it has exited (at once if it already has). */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return; // exited, or killed by a signal
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /** Creates the bench's WABA channel through the admin API; returns its webhook path. */

@@ -22,7 +22,7 @@ import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, startChild, waitHealthy } from './ingest-setup.js';
+import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -141,7 +141,7 @@ async function main() {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     children.push(gw);
-    await waitHealthy(gwPort);
+    await waitForServer(`http://127.0.0.1:${gwPort}/healthz`, { requireOk: true });
     const hookPath = await createBenchChannel(gwPort);
 
     // Warm both up briefly, then measure.
@@ -180,8 +180,7 @@ async function main() {
     console.log(`acknowledged ${acknowledged}, stored ${stored}: ${stored >= acknowledged ? 'every acknowledged message is stored' : `MISSING ${acknowledged - stored}`}`);
     if (stored < acknowledged) process.exitCode = 1;
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    for (const c of children) await stopChild(c).catch(() => {});
     await dropKeysWithPrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', `bench-${process.pid}`).catch(() => 0);
     rmSync(dataDir, { recursive: true, force: true });
   }
