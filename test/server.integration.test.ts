@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { tempDataDir, uniquePrefix } from './harness.js';
 import { startGatewayProcess, type GatewayProcess } from './process.js';
 
@@ -45,7 +45,9 @@ describe('gateway process', () => {
     // Every answer echoes its request id, success or problem, generated or the caller's (once).
     const created = chRes.headers.get('x-request-id');
     expect(created).toMatch(/^[0-9a-f-]{36}$/);
-    expect(gw.output()).toContain(`"requestId":"${created}"`);
+    // The access-log line is written after the answer is sent, and reaches us through a pipe: wait for it.
+    const started = gw;
+    await vi.waitFor(() => expect(started.output()).toContain(`"requestId":"${created}"`), { timeout: 5_000 });
     const refused = await fetch(`${gw.baseUrl}/api/channels`, { headers: { 'X-Request-Id': 'caller-id.42' } });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('content-type')).toBe('application/problem+json');
