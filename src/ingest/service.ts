@@ -131,7 +131,8 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
     async receive(channel: WebhookChannel, headers: Headers, rawBody: Uint8Array): Promise<IngestResult> {
       const provider = providerFor(channel.messenger);
       const receivedAt = ctx.clock.now();
-      const verdict = await provider.verify({ headers, rawBody, now: receivedAt, mac: ctx.mac }, channel.messenger);
+      const checked = provider.verify({ headers, rawBody, now: receivedAt, mac: ctx.mac }, channel.messenger);
+      const verdict = checked instanceof Promise ? await checked : checked;
       if (!verdict.ok) throw new AppError('invalid_signature', `Signature check failed: ${verdict.reason}`);
 
       let payload: unknown;

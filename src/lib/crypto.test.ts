@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bytesToHex, hexToBytes } from './crypto.js';
+import { bytesToHex, hexToBytes, settleCheck } from './crypto.js';
 
 describe('hexToBytes', () => {
   it('parses lower and upper case hex and refuses anything else', () => {
@@ -29,5 +29,30 @@ describe('hexToBytes', () => {
         expect(hexToBytes(s)).toEqual(reference(s));
       }),
     );
+  });
+});
+
+describe('settleCheck', () => {
+  const onResult = (ok: boolean) => (ok ? 'match' : 'mismatch');
+
+  it('stays synchronous when the check is: the verdict itself, not a promise of it', () => {
+    expect(settleCheck(() => true, onResult, 'failed')).toBe('match');
+    expect(settleCheck(() => false, onResult, 'failed')).toBe('mismatch');
+  });
+
+  it('follows an asynchronous check', async () => {
+    const pending = settleCheck(() => Promise.resolve(true), onResult, 'failed');
+    expect(pending).toBeInstanceOf(Promise);
+    await expect(pending).resolves.toBe('match');
+    await expect(settleCheck(() => Promise.resolve(false), onResult, 'failed')).resolves.toBe('mismatch');
+  });
+
+  it('turns a throw or a rejection into the error verdict, never an exception', async () => {
+    expect(
+      settleCheck(() => {
+        throw new Error('Zero-length key is not supported');
+      }, onResult, 'failed'),
+    ).toBe('failed');
+    await expect(settleCheck(() => Promise.reject(new Error('bad key')), onResult, 'failed')).resolves.toBe('failed');
   });
 });

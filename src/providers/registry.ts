@@ -24,7 +24,8 @@ import { verifyWhatsApp } from './whatsapp/verify.js';
 
 /** The provider contract (DESIGN.md §5). Adding a messenger = a folder + a line below. */
 export interface Provider<C extends MessengerConfig = MessengerConfig> {
-  verify(input: VerifyInput, cfg: C): Promise<VerifyResult>;
+  /** Synchronous when it can be (a synchronous MacEngine); callers handle both. */
+  verify(input: VerifyInput, cfg: C): VerifyResult | Promise<VerifyResult>;
   normalize(payload: unknown, opts?: NormalizeOptions): NormalizeResult;
   send(cfg: C, msg: OutboundMessage, ctx: SendContext): Promise<SendResult>;
 }

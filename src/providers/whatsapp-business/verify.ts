@@ -8,26 +8,28 @@
  * Handshake: GET `hub.mode=subscribe&hub.verify_token=…&hub.challenge=…` → echo the challenge.
  * Docs:      https://developers.facebook.com/docs/graph-api/webhooks/getting-started
  */
-import { hexToBytes, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
+import { hexToBytes, settleCheck, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const signatureHeader = 'X-Hub-Signature-256';
 
-/** Checks `X-Hub-Signature-256` against HMAC-SHA256(rawBody, appSecret). Never throws. */
-export async function verifyWhatsAppBusiness(input: VerifyInput, cfg: { appSecret: string }): Promise<VerifyResult> {
+/**
+ * Checks `X-Hub-Signature-256` against HMAC-SHA256(rawBody, appSecret). Never throws (or rejects);
+ * synchronous when `input.mac` is.
+ */
+export function verifyWhatsAppBusiness(input: VerifyInput, cfg: { appSecret: string }): VerifyResult | Promise<VerifyResult> {
   if (!cfg.appSecret) return { ok: false, reason: 'no app secret configured' };
   const header = input.headers.get(signatureHeader);
   if (header === null) return { ok: false, reason: `missing ${signatureHeader}` };
   const match = /^sha256=([0-9a-fA-F]{64})$/.exec(header.trim());
   const mac = match?.[1] === undefined ? null : hexToBytes(match[1]);
   if (mac === null) return { ok: false, reason: `malformed ${signatureHeader}` };
-  try {
-    const ok = await (input.mac ?? webCryptoMac).verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac);
-    return ok ? { ok: true } : { ok: false, reason: 'signature mismatch' };
-  } catch {
-    return { ok: false, reason: 'signature check failed' };
-  }
+  const engine = input.mac ?? webCryptoMac;
+  return settleCheck(() => engine.verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac), verdict, checkFailed);
 }
+
+const verdict = (ok: boolean): VerifyResult => (ok ? { ok: true } : { ok: false, reason: 'signature mismatch' });
+const checkFailed: VerifyResult = { ok: false, reason: 'signature check failed' };
 
 export type HandshakeResult = { ok: true; challenge: string } | { ok: false };
 

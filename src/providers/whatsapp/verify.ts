@@ -7,14 +7,17 @@
  * Replay:    none; the signature covers no timestamp. Deliveries are deduped on `payload.id`.
  * Docs:      https://waha.devlike.pro/docs/how-to/webhooks/#hmac-authentication
  */
-import { hexToBytes, webCryptoMac } from '../../lib/crypto.js';
+import { hexToBytes, settleCheck, webCryptoMac } from '../../lib/crypto.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const hmacHeader = 'X-Webhook-Hmac';
 export const hmacAlgorithmHeader = 'X-Webhook-Hmac-Algorithm';
 
-/** Checks `X-Webhook-Hmac` against HMAC-SHA512(rawBody, hmacKey). Never throws. */
-export async function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string }): Promise<VerifyResult> {
+/**
+ * Checks `X-Webhook-Hmac` against HMAC-SHA512(rawBody, hmacKey). Never throws (or rejects);
+ * synchronous when `input.mac` is.
+ */
+export function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string }): VerifyResult | Promise<VerifyResult> {
   if (!cfg.hmacKey) return { ok: false, reason: 'no hmac key configured' };
   const algorithm = input.headers.get(hmacAlgorithmHeader);
   if (algorithm !== null && algorithm.trim().toLowerCase() !== 'sha512') {
@@ -25,10 +28,9 @@ export async function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string 
   const hex = header.trim();
   const mac = hex.length === 128 ? hexToBytes(hex) : null;
   if (mac === null) return { ok: false, reason: `malformed ${hmacHeader}` };
-  try {
-    const ok = await (input.mac ?? webCryptoMac).verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac);
-    return ok ? { ok: true } : { ok: false, reason: 'signature mismatch' };
-  } catch {
-    return { ok: false, reason: 'signature check failed' };
-  }
+  const engine = input.mac ?? webCryptoMac;
+  return settleCheck(() => engine.verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac), verdict, checkFailed);
 }
+
+const verdict = (ok: boolean): VerifyResult => (ok ? { ok: true } : { ok: false, reason: 'signature mismatch' });
+const checkFailed: VerifyResult = { ok: false, reason: 'signature check failed' };
