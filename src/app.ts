@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Deps } from './deps.js';
 import { AppError, toProblem, type ErrorCode } from './errors.js';
-import { accessLog, requestId } from './http/middleware.js';
+import { requestContext } from './http/middleware.js';
 import { registerAcd } from './http/routes/acd.js';
 import { registerAgents } from './http/routes/agents.js';
 import { registerCatalog } from './http/routes/catalog.js';
@@ -18,12 +18,7 @@ import type { AppEnv } from './http/types.js';
 export function createApp(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
-  app.use('*', async function injectDeps(c, next) {
-    c.set('deps', deps);
-    await next();
-  });
-  app.use('*', requestId());
-  app.use('*', accessLog());
+  app.use('*', requestContext(deps));
 
   registerHealth(app);
   registerAgents(app);
