@@ -25,10 +25,18 @@ export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.m
 /**
  * Opens the SQLite file in `dataDir` with WAL, foreign keys on, full sync (an acknowledged
  * webhook survives a power cut; group commit amortizes the fsync), and a busy timeout so two
- * processes on one file wait for each other instead of failing. The page cache is 64 MiB instead
- * of SQLite's 2 MiB default: the hot indexes (queues, agents, hold counters) stay in memory.
- * Temporary storage is in memory: statement journals (savepoints) and sort b-trees otherwise
- * spill to unlinked temp files, a write syscall per page.
+ * processes on one file wait for each other instead of failing. Temporary storage is in memory:
+ * statement journals (savepoints) and sort b-trees otherwise spill to unlinked temp files, a
+ * write syscall per page.
+ *
+ * The page cache is 8 MiB (SQLite's default is 2 MiB): room for the hot indexes (queues, agents,
+ * hold counters, the contact and conversation lookups), and deliberately not more. While the
+ * database is under 1 GiB, every COMMIT after a b-tree rebalance walks the whole page cache:
+ * the rebalance parks a page at the lock-byte page number (262,145 for 4 KiB pages) for a moment,
+ * which raises the cache's highest key past the database's size, and the end of the transaction
+ * then truncates the cache to that size by scanning every hash bucket and page (pcache1Truncate,
+ * seen with gdb and perf on the ingest path). With a 64 MiB cache that scan grew with the cache
+ * to most of a millisecond per commit; at 8 MiB it stays small.
  */
 export function openDb(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true });
@@ -37,7 +45,7 @@ export function openDb(dataDir: string): Db {
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 10000');
-  sqlite.pragma('cache_size = -65536');
+  sqlite.pragma('cache_size = -8192');
   sqlite.pragma('temp_store = MEMORY');
   return drizzle(sqlite, { schema, casing: 'snake_case' }) as Db;
 }
