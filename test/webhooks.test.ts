@@ -1,4 +1,7 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DB_FILE_NAME } from '../src/db/client.js';
@@ -514,5 +517,96 @@ describe('read API', () => {
     expect(bad.status).toBe(400);
     expect((await json(bad)).field).toBe('state');
     expect((await h.api('GET', '/api/conversations', undefined, null)).status).toBe(401);
+  });
+});
+
+/**
+ * Under Node the webhook body is read from the IncomingMessage itself (src/http/routes/webhooks.ts),
+ * not through the Web Request that app.request() above goes through: the same answers over a real
+ * HTTP server, whether the body comes in one chunk or many, too large, or cut off.
+ */
+describe('webhook bodies over a real Node HTTP server', () => {
+  let server: ServerType;
+  let port: number;
+  beforeEach(async () => {
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: h.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+    });
+    port = (server.address() as AddressInfo).port;
+  });
+  afterEach(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** POSTs `parts` as they are (one write each; chunked unless `length` is given) and reads the answer. */
+  function post(pathname: string, parts: Uint8Array[], headers: Record<string, string>, opts: { length?: number; abortAfter?: number } = {}) {
+    return new Promise<{ status: number; body: string } | 'aborted'>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, path: pathname, method: 'POST', headers: { ...headers, ...(opts.length !== undefined ? { 'Content-Length': String(opts.length) } : {}) } },
+        (res: IncomingMessage) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
+      req.on('error', (err) => (opts.abortAfter !== undefined ? resolve('aborted') : reject(err)));
+      (async () => {
+        for (const [i, part] of parts.entries()) {
+          if (opts.abortAfter === i) {
+            req.destroy();
+            resolve('aborted');
+            return;
+          }
+          req.write(part);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        req.end();
+      })().catch(reject);
+    });
+  }
+
+  async function signedHeaders(body: Uint8Array) {
+    return { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', APP_SECRET, body))}` };
+  }
+
+  it('stores a webhook sent in one piece and one sent in many, verified over the joined bytes', async () => {
+    const ch = await wabaChannel();
+    const one = enc.encode(wabaText({ id: 'wamid.node.1', body: 'Grüße 😀' }));
+    expect(await post(keyOf(ch), [one], await signedHeaders(one), { length: one.byteLength })).toMatchObject({ status: 200 });
+
+    const many = enc.encode(wabaText({ id: 'wamid.node.2', body: 'in ' + 'pieces '.repeat(200) }));
+    const parts = [many.subarray(0, 7), many.subarray(7, 500), many.subarray(500, 501), many.subarray(501)];
+    expect(await post(keyOf(ch), parts, await signedHeaders(many))).toMatchObject({ status: 200 });
+    const bad = await post(keyOf(ch), parts, await signedHeaders(one));
+    expect(bad).toMatchObject({ status: 401 });
+
+    const convs = await conversationsOf(ch.id);
+    const texts = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data.map((m: { text: string }) => m.text);
+    expect(texts).toEqual(expect.arrayContaining(['Grüße 😀', 'in ' + 'pieces '.repeat(200)]));
+    expect(count('messages')).toBe(2);
+  });
+
+  it('answers 413 to a chunked body past 1 MiB, and to a declared one, storing nothing', async () => {
+    const ch = await wabaChannel();
+    const chunk = new Uint8Array(64 * 1024).fill(32);
+    const headers = { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${'0'.repeat(64)}` };
+    const streamed = await post(keyOf(ch), Array.from({ length: 20 }, () => chunk), headers);
+    expect(streamed).toMatchObject({ status: 413 });
+    expect(JSON.parse((streamed as { body: string }).body)).toMatchObject({ code: 'payload_too_large' });
+    const declared = await post(keyOf(ch), [chunk], headers, { length: 2 * 1024 * 1024 });
+    expect(declared).toMatchObject({ status: 413 });
+    expect(count('messages')).toBe(0);
+  });
+
+  it('stores nothing for a body cut off by the client, and keeps serving', async () => {
+    const ch = await wabaChannel();
+    const body = enc.encode(wabaText({ id: 'wamid.node.cut' }));
+    expect(await post(keyOf(ch), [body.subarray(0, 100), body.subarray(100)], await signedHeaders(body), { length: body.byteLength, abortAfter: 1 })).toBe('aborted');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(count('messages')).toBe(0);
+    const next = enc.encode(wabaText({ id: 'wamid.node.after' }));
+    expect(await post(keyOf(ch), [next], await signedHeaders(next), { length: next.byteLength })).toMatchObject({ status: 200 });
+    expect(count('messages')).toBe(1);
   });
 });

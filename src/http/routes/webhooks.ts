@@ -6,10 +6,74 @@ import type { AppEnv } from '../types.js';
 /** Webhook bodies above this are refused with 413, counted while reading (not after). */
 export const MAX_WEBHOOK_BYTES = 1024 * 1024;
 
-/** Reads a request body into memory, refusing it as soon as it passes `max` bytes. */
-export async function readBodyLimited(req: Request, max: number): Promise<Uint8Array> {
+/**
+ * The part of Node's IncomingMessage (`c.env.incoming` under @hono/node-server) the body is read
+ * from; duck-typed, so this module stays Web-standard.
+ */
+interface NodeBodyStream {
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  off(event: string, listener: (...args: never[]) => void): unknown;
+  readableDidRead?: boolean;
+}
+
+function nodeBodyStream(env: unknown): NodeBodyStream | null {
+  const incoming = (env as { incoming?: Partial<NodeBodyStream> } | undefined)?.incoming;
+  return typeof incoming?.on === 'function' && typeof incoming.off === 'function' && incoming.readableDidRead === false
+    ? (incoming as NodeBodyStream)
+    : null;
+}
+
+/**
+ * Under Node, the body straight from the IncomingMessage: its chunks are already Buffers, and a
+ * body that arrives in one (the usual webhook) is used as is. The Web Request path copies it into
+ * a fresh ArrayBuffer first, a copy and a GC-tracked allocation per webhook.
+ */
+function readNodeBody(stream: NodeBodyStream, max: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const finish = (err: Error | null) => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (err) return reject(err);
+      if (chunks.length === 1) return resolve(chunks[0]!);
+      const out = new Uint8Array(total);
+      let offset = 0;
+      for (const c of chunks) {
+        out.set(c, offset);
+        offset += c.byteLength;
+      }
+      resolve(out);
+    };
+    const onData = (chunk: Uint8Array) => {
+      total += chunk.byteLength;
+      // Past the limit: stop keeping it; Node's server discards the rest once the 413 is sent.
+      if (total > max) finish(tooLarge(max));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish(null);
+    const onError = (err: Error) => finish(err);
+    const onClose = () => finish(new Error('The request was closed before its body ended'));
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
+}
+
+/**
+ * Reads a request body into memory, refusing it as soon as it passes `max` bytes. `env` is the
+ * Hono context's env: under @hono/node-server the body is read from the Node request itself.
+ */
+export async function readBodyLimited(req: Request, max: number, env?: unknown): Promise<Uint8Array> {
   const declared = Number(req.headers.get('Content-Length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > max) throw tooLarge(max);
+  const node = nodeBodyStream(env);
+  if (node) return readNodeBody(node, max);
   // With a declared length within the limit the server stops reading at that length: read it whole.
   if (Number.isFinite(declared) && declared >= 0) return new Uint8Array(await req.arrayBuffer());
   if (!req.body) return new Uint8Array(0);
@@ -57,7 +121,7 @@ export function registerWebhooks(app: Hono<AppEnv>): void {
     const { ingest } = c.get('deps').services;
     const channel = ingest.findChannelByKey(c.req.param('key'));
     if (!channel) throw AppError.notFound('Webhook');
-    const rawBody = await readBodyLimited(c.req.raw, MAX_WEBHOOK_BYTES);
+    const rawBody = await readBodyLimited(c.req.raw, MAX_WEBHOOK_BYTES, c.env);
     const result = await ingest.receive(channel, c.req.raw.headers, rawBody);
     return c.json({ ok: true, stored: result.stored, duplicates: result.duplicates + (result.duplicateDelivery ? 1 : 0), ignored: result.ignored });
   });
