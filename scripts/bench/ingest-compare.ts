@@ -11,7 +11,8 @@
  *   npx tsx scripts/bench/ingest-compare.ts before=HEAD~1 after=HEAD [--rounds 6] [--seconds 5] [--pause 5]
  *   npx tsx scripts/bench/ingest-compare.ts now=HEAD small-cache=HEAD:SOME_ENV=1   (environment per build)
  *
- * A build uses this checkout's node_modules: refs with other dependencies need them installed.
+ * Every build runs with this checkout's GATEWAY_NODE_FLAGS (NODE_OPTIONS in a build's environment
+ * comes before them) and node_modules: refs with other dependencies need them installed.
  * Traffic goes only to 127.0.0.1; all servers are child processes stopped at the end.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -22,7 +23,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
+import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -110,7 +111,7 @@ async function main() {
       const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-compare-'));
       dataDirs.push(dataDir);
       const port = await freePort();
-      const gw = spawn(process.execPath, [scripts.get(b.name)!], {
+      const gw = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, scripts.get(b.name)!], {
         cwd: projectRoot,
         env: { ...process.env, ...b.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: `${prefix}-${b.name}` },
         stdio: ['ignore', 'inherit', 'inherit'],

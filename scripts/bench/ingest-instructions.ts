@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, stopChild, waitForServer } from './ingest-setup.js';
+import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, signedRequest, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,13 +50,13 @@ interface Counted {
 }
 
 /** Starts `script` under callgrind (instrumentation off) with `env`; resolves once `ready` does. */
-async function underCallgrind(script: string, env: Record<string, string>, outDir: string, port: number, ready: () => Promise<void>) {
+async function underCallgrind(script: string, nodeFlags: string[], env: Record<string, string>, outDir: string, port: number, ready: () => Promise<void>) {
   mkdirSync(outDir, { recursive: true });
   const args = [
     '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes',
     '--smc-check=all-non-file', // V8 writes and rewrites machine code at run time
     `--callgrind-out-file=${outDir}/callgrind.out`, `--vgdb-prefix=${outDir}/vgdb`,
-    process.execPath, script,
+    process.execPath, ...nodeFlags, script,
   ];
   const child = spawn('valgrind', args, { cwd: projectRoot, env: { ...process.env, ...env, ...vgEnv, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -107,13 +107,13 @@ async function main() {
 
     const barePort = await freePort();
     const bareDir = path.join(work, 'bare');
-    const bare = await underCallgrind(bareApp, {}, bareDir, barePort, () => waitForServer(`http://127.0.0.1:${barePort}/`, { tries: 600, everyMs: 200 }));
+    const bare = await underCallgrind(bareApp, [], {}, bareDir, barePort, () => waitForServer(`http://127.0.0.1:${barePort}/`, { tries: 600, everyMs: 200 }));
     children.push(bare);
 
     const gwPort = await freePort();
     const gwDir = path.join(work, 'gateway');
     const env = { DATA_DIR: path.join(work, 'data'), ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: queuePrefix };
-    const gw = await underCallgrind('dist/src/server.js', env, gwDir, gwPort, () => waitForServer(`http://127.0.0.1:${gwPort}/healthz`, { requireOk: true, tries: 600, everyMs: 200 }));
+    const gw = await underCallgrind('dist/src/server.js', GATEWAY_NODE_FLAGS, env, gwDir, gwPort, () => waitForServer(`http://127.0.0.1:${gwPort}/healthz`, { requireOk: true, tries: 600, everyMs: 200 }));
     children.push(gw);
     const hookPath = await createBenchChannel(gwPort);
 

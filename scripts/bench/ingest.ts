@@ -22,7 +22,7 @@ import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
+import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -135,7 +135,7 @@ async function main() {
     children.push(bareChild);
 
     const gwPort = await freePort();
-    const gw = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/src/server.js'], {
+    const gw = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : []), 'dist/src/server.js'], {
       cwd: projectRoot,
       env: { ...process.env, PORT: String(gwPort), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: `bench-${process.pid}` },
       stdio: ['ignore', 'inherit', 'inherit'],
