@@ -10,6 +10,7 @@
  *
  *   npx tsx scripts/bench/ingest-compare.ts before=HEAD~1 after=HEAD [--rounds 6] [--seconds 5] [--pause 5]
  *   npx tsx scripts/bench/ingest-compare.ts now=HEAD small-cache=HEAD:SOME_ENV=1   (environment per build)
+ *   npx tsx scripts/bench/ingest-compare.ts now=HEAD gc=HEAD:NODE_FLAGS=--single-threaded-gc   (node flags per build)
  *
  * Every build runs with this checkout's GATEWAY_NODE_FLAGS (NODE_OPTIONS in a build's environment
  * comes before them) and node_modules: refs with other dependencies need them installed.
@@ -111,9 +112,11 @@ async function main() {
       const dataDir = mkdtempSync(path.join(tmpdir(), 'switchboard-compare-'));
       dataDirs.push(dataDir);
       const port = await freePort();
-      const gw = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, scripts.get(b.name)!], {
+      // NODE_FLAGS in a build's environment: more node/V8 flags, after GATEWAY_NODE_FLAGS (so they win).
+      const { NODE_FLAGS: extraFlags = '', ...env } = b.env;
+      const gw = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...extraFlags.split(' ').filter(Boolean), scripts.get(b.name)!], {
         cwd: projectRoot,
-        env: { ...process.env, ...b.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: `${prefix}-${b.name}` },
+        env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ADMIN_TOKEN, LOG_LEVEL: 'warn', QUEUE_PREFIX: `${prefix}-${b.name}` },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       children.push(gw);
