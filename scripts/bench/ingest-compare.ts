@@ -162,7 +162,7 @@ async function main() {
     }
   } finally {
     for (const c of children) await stopChild(c).catch(() => {});
-    await dropKeysWithPrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix).catch(() => 0);
+    for (const b of builds) await dropKeysWithPrefix(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', `${prefix}-${b.name}`).catch(() => 0);
     for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
   }
 }
