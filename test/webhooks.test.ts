@@ -580,6 +580,11 @@ describe('webhook bodies over a real Node HTTP server', () => {
     expect(await post(keyOf(ch), parts, await signedHeaders(many))).toMatchObject({ status: 200 });
     const bad = await post(keyOf(ch), parts, await signedHeaders(one));
     expect(bad).toMatchObject({ status: 401 });
+    // An empty body (no chunk at all) ends too: signed, it is a 400 for not being JSON.
+    const empty = new Uint8Array(0);
+    const none = await post(keyOf(ch), [], await signedHeaders(empty), { length: 0 });
+    expect(none).toMatchObject({ status: 400 });
+    expect(JSON.parse((none as { body: string }).body)).toMatchObject({ code: 'invalid_json' });
 
     const convs = await conversationsOf(ch.id);
     const texts = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data.map((m: { text: string }) => m.text);
