@@ -1,9 +1,10 @@
 /**
- * Shared glue for the providers' `normalize()` functions: zod → SchemaError, and small pure
- * helpers. Web-standard only (no `node:` imports).
+ * Shared glue for the providers' `normalize()` functions (zod → SchemaError, small pure helpers)
+ * and `verify()` functions (the verdict on a MAC check). Web-standard only (no `node:` imports).
  */
 import type { ZodType, output } from 'zod';
-import { SchemaError } from './types.js';
+import { settleCheck } from '../lib/crypto.js';
+import { SchemaError, type VerifyResult } from './types.js';
 
 /**
  * Optional context a caller may pass to `normalize()`. Some deliveries carry no timestamp of their
@@ -73,4 +74,16 @@ export function kindFromMime(mime: string | undefined | null): 'image' | 'video'
   if (m.startsWith('video/')) return 'video';
   if (m.startsWith('audio/')) return 'audio';
   return 'document';
+}
+
+const macMatched: VerifyResult = Object.freeze({ ok: true });
+const macMismatch: VerifyResult = Object.freeze({ ok: false, reason: 'signature mismatch' });
+const macCheckFailed: VerifyResult = Object.freeze({ ok: false, reason: 'signature check failed' });
+
+/**
+ * The verdict on a body MAC check, for the providers' `verify()`: never throws or rejects, and is
+ * synchronous when the check is (see settleCheck).
+ */
+export function macVerdict(check: () => boolean | Promise<boolean>): VerifyResult | Promise<VerifyResult> {
+  return settleCheck(check, (ok) => (ok ? macMatched : macMismatch), macCheckFailed);
 }

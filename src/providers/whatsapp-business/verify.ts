@@ -8,7 +8,8 @@
  * Handshake: GET `hub.mode=subscribe&hub.verify_token=…&hub.challenge=…` → echo the challenge.
  * Docs:      https://developers.facebook.com/docs/graph-api/webhooks/getting-started
  */
-import { hexToBytes, settleCheck, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
+import { hexToBytes, webCryptoMac, type MacEngine } from '../../lib/crypto.js';
+import { macVerdict } from '../helpers.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const signatureHeader = 'X-Hub-Signature-256';
@@ -25,11 +26,8 @@ export function verifyWhatsAppBusiness(input: VerifyInput, cfg: { appSecret: str
   const mac = match?.[1] === undefined ? null : hexToBytes(match[1]);
   if (mac === null) return { ok: false, reason: `malformed ${signatureHeader}` };
   const engine = input.mac ?? webCryptoMac;
-  return settleCheck(() => engine.verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac), verdict, checkFailed);
+  return macVerdict(() => engine.verifyHmac('SHA-256', cfg.appSecret, input.rawBody, mac));
 }
-
-const verdict = (ok: boolean): VerifyResult => (ok ? { ok: true } : { ok: false, reason: 'signature mismatch' });
-const checkFailed: VerifyResult = { ok: false, reason: 'signature check failed' };
 
 export type HandshakeResult = { ok: true; challenge: string } | { ok: false };
 

@@ -7,7 +7,8 @@
  * Replay:    none; the signature covers no timestamp. Deliveries are deduped on `payload.id`.
  * Docs:      https://waha.devlike.pro/docs/how-to/webhooks/#hmac-authentication
  */
-import { hexToBytes, settleCheck, webCryptoMac } from '../../lib/crypto.js';
+import { hexToBytes, webCryptoMac } from '../../lib/crypto.js';
+import { macVerdict } from '../helpers.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const hmacHeader = 'X-Webhook-Hmac';
@@ -29,8 +30,5 @@ export function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string }): Ve
   const mac = hex.length === 128 ? hexToBytes(hex) : null;
   if (mac === null) return { ok: false, reason: `malformed ${hmacHeader}` };
   const engine = input.mac ?? webCryptoMac;
-  return settleCheck(() => engine.verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac), verdict, checkFailed);
+  return macVerdict(() => engine.verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac));
 }
-
-const verdict = (ok: boolean): VerifyResult => (ok ? { ok: true } : { ok: false, reason: 'signature mismatch' });
-const checkFailed: VerifyResult = { ok: false, reason: 'signature check failed' };
