@@ -39,15 +39,8 @@ function readNodeBody(stream: NodeBodyStream, max: number): Promise<Uint8Array> 
       stream.off('end', onEnd);
       stream.off('error', onError);
       stream.off('close', onClose);
-      if (err) return reject(err);
-      if (chunks.length === 1) return resolve(chunks[0]!);
-      const out = new Uint8Array(total);
-      let offset = 0;
-      for (const c of chunks) {
-        out.set(c, offset);
-        offset += c.byteLength;
-      }
-      resolve(out);
+      if (err) reject(err);
+      else resolve(joinChunks(chunks, total));
     };
     const onData = (chunk: Uint8Array) => {
       total += chunk.byteLength;
@@ -90,6 +83,11 @@ export async function readBodyLimited(req: Request, max: number, env?: unknown):
     }
     chunks.push(value);
   }
+  return joinChunks(chunks, total);
+}
+
+/** The body's chunks as one array of `total` bytes; a single chunk is used as is, not copied. */
+function joinChunks(chunks: Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(total);
   let offset = 0;
