@@ -17,14 +17,14 @@
  * Traffic goes only to 127.0.0.1; all servers are child processes stopped at the end.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
+import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, median, procStat, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -77,14 +77,9 @@ function buildRef(ref: string): string {
 
 /** CPU seconds the process's main thread (the event loop) has used, from /proc. */
 function mainThreadCpu(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const { user, system } = procStat(`/proc/${pid}/task/${pid}/stat`);
+  return user + system;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Server {
   name: string;

@@ -113,3 +113,22 @@ export async function createBenchChannel(port: number): Promise<string> {
   const channel = (await res.json()) as { webhookUrl: string };
   return new URL(channel.webhookUrl).pathname;
 }
+
+/**
+ * A process's or thread's name and CPU seconds so far (user, system), from a `/proc/…/stat` file
+ * (`/proc/<pid>/stat` for all threads, `/proc/<pid>/task/<tid>/stat` for one). The name is in
+ * parentheses and may itself hold spaces or parentheses, so the fields are counted from the last ')'.
+ */
+export function procStat(file: string): { name: string; user: number; system: number } {
+  const stat = readFileSync(file, 'utf8');
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  // utime and stime, in clock ticks (USER_HZ = 100).
+  return { name: stat.slice(stat.indexOf('(') + 1, close), user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}

@@ -22,7 +22,7 @@ import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { freePort, projectRoot } from '../../test/process.js';
 import { dropKeysWithPrefix } from '../redis-cleanup.js';
-import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
+import { ADMIN_TOKEN, GATEWAY_NODE_FLAGS, buildServers, createBenchChannel, median, procStat, signedRequest, startChild, stopChild, waitForServer } from './ingest-setup.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,8 +41,8 @@ function cpuSeconds(pid: number): number {
   return user + sys;
 }
 function cpuSplit(pid: number): [number, number] {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(fields[11]) / 100, Number(fields[12]) / 100]; // utime, stime in clock ticks (USER_HZ = 100)
+  const { user, system } = procStat(`/proc/${pid}/stat`);
+  return [user, system];
 }
 
 /** Busy, total and stolen jiffies of the whole machine, from /proc/stat. */
@@ -58,10 +58,8 @@ function threadCpu(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      out.set(`${name}/${tid === String(pid) ? "main" : tid}`, (Number(f[11]) + Number(f[12])) / 100);
+      const { name, user, system } = procStat(`/proc/${pid}/task/${tid}/stat`);
+      out.set(`${name}/${tid === String(pid) ? 'main' : tid}`, user + system);
     } catch { /* thread exited */ }
   }
   return out;
@@ -113,10 +111,7 @@ const row = (name: string, r: Run) =>
 
 /** Each column's median over the rounds (counts summed). */
 function medianRun(runs: Run[]): Run {
-  const med = (f: (r: Run) => number) => {
-    const v = runs.map(f).sort((a, b) => a - b);
-    return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-  };
+  const med = (f: (r: Run) => number) => median(runs.map(f));
   const sum = (f: (r: Run) => number) => runs.reduce((a, r) => a + f(r), 0);
   return {
     rps: med((r) => r.rps), p50: med((r) => r.p50), p99: med((r) => r.p99), cpuPct: med((r) => r.cpuPct),
