@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { normalizeApi } from './api/normalize.js';
 import { normalizeTelegram } from './telegram/normalize.js';
 import { SchemaError, type NormalizeResult } from './types.js';
-import { normalizeWhatsAppBusiness } from './whatsapp-business/normalize.js';
+import { normalizeWhatsAppBusiness, normalizeWithSchemas, readSingleText } from './whatsapp-business/normalize.js';
 import { normalizeWhatsApp } from './whatsapp/normalize.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -174,6 +174,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** Paths that hold ids, senders and timestamps: where random strings hurt most. */
 const idLike = /(^|_)(id|from|to|chat|timestamp|date|type|status|event|object|field)$/i;
 
+/** Bodies picked from `fixtures` and mutated 1–4 times (see mutate); `idPaths[i]` are fixture i's id-like paths. */
+function mutatedBodies(fixtures: Json[], idPaths: Path[][]): fc.Arbitrary<Json> {
+  return fc
+    .integer({ min: 0, max: fixtures.length - 1 })
+    .chain((fi) => fc.tuple(fc.constant(fi), fc.array(fc.tuple(fc.nat(), fc.boolean(), opArb), { minLength: 1, maxLength: 4 })))
+    .map(([fi, mutations]) => {
+      let body: Json = fixtures[fi]!;
+      for (const [n, preferIds, op] of mutations) {
+        const pool = preferIds && idPaths[fi]!.length > 0 ? idPaths[fi]! : allPaths(body);
+        body = mutate(body, pool[n % pool.length]!, op);
+      }
+      return body;
+    });
+}
+
 for (const [name, folder, normalize] of providers) {
   const fixtures = fixturesOf(folder);
   const paths = fixtures.map((f) => allPaths(f));
@@ -222,21 +237,8 @@ for (const [name, folder, normalize] of providers) {
     });
 
     it('mutated fixtures (drop keys, swap types, random strings/numbers): returns or throws SchemaError, input untouched', () => {
-      const arb = fc
-        .integer({ min: 0, max: fixtures.length - 1 })
-        .chain((fi) =>
-          fc.tuple(
-            fc.constant(fi),
-            fc.array(fc.tuple(fc.nat(), fc.boolean(), opArb), { minLength: 1, maxLength: 4 }),
-          ),
-        );
       fc.assert(
-        fc.property(arb, ([fi, mutations]) => {
-          let body: Json = fixtures[fi]!;
-          for (const [n, preferIds, op] of mutations) {
-            const pool = preferIds && idPaths[fi]!.length > 0 ? idPaths[fi]! : allPaths(body);
-            body = mutate(body, pool[n % pool.length]!, op);
-          }
+        fc.property(mutatedBodies(fixtures, idPaths), (body) => {
           const before = structuredClone(body);
           returnsOrSchemaError(normalize, body, true);
           expect(body).toEqual(before);
@@ -246,3 +248,97 @@ for (const [name, folder, normalize] of providers) {
     });
   });
 }
+
+/**
+ * WhatsApp Business reads its usual delivery (one text message) without zod (readSingleText): for
+ * every body it reads, the result must be exactly the schemas' result; everything else, including
+ * every body the schemas refuse, it must leave to them (null).
+ */
+describe('whatsapp_business single-text reader agrees with the schemas', () => {
+  const fixtures = fixturesOf('whatsapp-business');
+  // The bodies it reads weigh ten times more, so most mutations probe its edges.
+  const readable = fixtures.filter((f) => readSingleText(f) !== null);
+  const pool = [...fixtures, ...Array.from({ length: 30 }, () => readable).flat()];
+  const idPaths = pool.map((f) => allPaths(f).filter((p) => typeof p[p.length - 1] === 'string' && idLike.test(String(p[p.length - 1]))));
+
+  /** The schemas' answer: a result, or the refused field. */
+  function viaSchemas(body: unknown): NormalizeResult | { refused: string } {
+    try {
+      return normalizeWithSchemas(body);
+    } catch (err) {
+      if (err instanceof SchemaError) return { refused: err.field };
+      throw err;
+    }
+  }
+
+  /** True when the reader read `body`, after checking it read it as the schemas do. */
+  function agrees(body: unknown): boolean {
+    const fast = readSingleText(body);
+    if (fast === null) return false;
+    expect(viaSchemas(body)).toStrictEqual(fast);
+    return true;
+  }
+
+  it('reads the plain text fixture, leaves the rest (context, referral, BSUID, statuses…) to the schemas', () => {
+    const texts = fixtures.filter((f) => JSON.stringify(f).includes('"type":"text"'));
+    expect(readable.length).toBeGreaterThanOrEqual(1);
+    expect(readable.length).toBeLessThan(texts.length);
+    for (const f of fixtures) agrees(f);
+    for (const f of readable) expect(normalizeWhatsAppBusiness(f)).toStrictEqual(readSingleText(f));
+  });
+
+  it('mutated bodies: whatever it reads, the schemas read the same', () => {
+    let read = 0;
+    fc.assert(
+      fc.property(mutatedBodies(pool, idPaths), (body) => {
+        if (agrees(body)) read++;
+      }),
+      { numRuns: 3000 },
+    );
+    // Not vacuous: a good share of the mutated bodies is still read by the reader.
+    expect(read).toBeGreaterThan(40);
+  });
+
+  it('random text bodies, then maybe one mutation; random values: null, or the same as the schemas', () => {
+    const anything = fc.anything({ withBoxedValues: true, withNullPrototype: true, withObjectString: true, withSparseArray: true });
+    const digits = (min: number, max: number) => fc.stringMatching(new RegExp(`^\\d{${min},${max}}$`));
+    const optional = <T,>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 4 });
+    const defined = (o: Record<string, unknown>): Json => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Json;
+    const phoneish = fc.oneof(digits(5, 15), digits(1, 20), fc.constantFrom('', ' ', '+49 151 1234567'), fc.string());
+    const textBody = fc
+      .record({
+        pnid: fc.string({ minLength: 1 }),
+        waId: optional(phoneish),
+        from: fc.oneof(digits(5, 15), fc.string({ minLength: 1 })),
+        name: optional(fc.oneof(fc.string(), fc.constantFrom(' Ann ', '  '))),
+        username: optional(fc.string()),
+        profile: fc.boolean(),
+        contacts: fc.boolean(),
+        id: fc.string({ minLength: 1 }),
+        timestamp: digits(1, 15),
+        text: fc.string({ unit: 'grapheme' }),
+      })
+      .map((r): Json => ({
+        object: 'whatsapp_business_account',
+        entry: [{ id: '1', changes: [{ field: 'messages', value: defined({
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '15550001111', phone_number_id: r.pnid },
+          contacts: r.contacts ? [defined({ wa_id: r.waId, profile: r.profile ? defined({ name: r.name, username: r.username }) : undefined })] : undefined,
+          messages: [{ from: r.from, id: r.id, timestamp: r.timestamp, type: 'text', text: { body: r.text } }],
+        }) }] }],
+      }));
+    const maybeMutated = fc.tuple(textBody, fc.option(fc.tuple(fc.nat(), opArb), { freq: 2 })).map(([body, m]) => {
+      if (m === null) return body;
+      const paths = allPaths(body);
+      return mutate(body, paths[m[0] % paths.length]!, m[1]);
+    });
+    let read = 0;
+    fc.assert(
+      fc.property(fc.oneof({ arbitrary: anything, weight: 1 }, { arbitrary: maybeMutated, weight: 4 }), (body) => {
+        if (agrees(body)) read++;
+      }),
+      { numRuns: 3000 },
+    );
+    expect(read).toBeGreaterThan(1000);
+  });
+});
