@@ -76,6 +76,8 @@ describe('agent replies, per messenger', () => {
 
     const msgs = (await json(await h.api('GET', `/api/conversations/${conversationId}/messages`))).data;
     expect(msgs.map((m: any) => m.direction)).toEqual(['in', 'out']);
+    // The reply is the conversation's newest message.
+    expect((await json(await h.api('GET', `/api/conversations/${conversationId}`))).lastMessageAt).toBe(msgs[1].createdAt);
   });
 
   it('WhatsApp Business: templates go as type template, also outside the 24-hour window', async () => {

@@ -518,6 +518,28 @@ describe('read API', () => {
     expect((await json(bad)).field).toBe('state');
     expect((await h.api('GET', '/api/conversations', undefined, null)).status).toBe(401);
   });
+
+  it("gives each conversation's newest message time as lastMessageAt; a message leaves updatedAt alone", async () => {
+    const ch = await wabaChannel();
+    const started = h.clock.now();
+    await postWaba(ch, wabaText({ id: 'wamid.L1' }));
+    const [created] = await conversationsOf(ch.id);
+    expect(created).toMatchObject({ createdAt: started, updatedAt: started, lastMessageAt: started });
+
+    (h.clock as FakeClock).advance(60_000);
+    await postWaba(ch, wabaText({ id: 'wamid.L2' }));
+    const later = started + 60_000;
+    const one = await json(await h.api('GET', `/api/conversations/${created!.id}`));
+    expect(one).toMatchObject({ updatedAt: started, lastMessageAt: later });
+    expect((await conversationsOf(ch.id))[0]).toMatchObject({ updatedAt: started, lastMessageAt: later });
+    // The contact, though, keeps its inbound time current (the WhatsApp 24-hour window needs it).
+    expect(await json(await h.api('GET', `/api/contacts/${created!.contactId}`))).toMatchObject({ lastInboundAt: later });
+
+    // A redelivery is a duplicate: nothing moves.
+    (h.clock as FakeClock).advance(60_000);
+    await postWaba(ch, wabaText({ id: 'wamid.L2' }));
+    expect(await json(await h.api('GET', `/api/conversations/${created!.id}`))).toMatchObject({ updatedAt: started, lastMessageAt: later });
+  });
 });
 
 /**

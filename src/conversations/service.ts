@@ -6,9 +6,14 @@ import { decodeCursor, toPage, type Page } from '../lib/cursor.js';
 
 /** Read side of what ingest and ACD stored: conversations, their messages and history, contacts. */
 
-type ConversationRow = typeof conversations.$inferSelect;
+export type ConversationRow = typeof conversations.$inferSelect;
 
-export function conversationView(r: ConversationRow) {
+/**
+ * A conversation as the API shows it. `updatedAt` is when the conversation itself last changed
+ * (state, agent, completion code); `lastMessageAt` is its newest message, in or out (null before
+ * the first), read from the messages index rather than written on every message.
+ */
+export function conversationView(r: ConversationRow, lastMessageAt: number | null) {
   return {
     id: r.id,
     channelId: r.channelId,
@@ -24,11 +29,18 @@ export function conversationView(r: ConversationRow) {
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     closedAt: r.closedAt,
+    lastMessageAt,
   };
 }
 
 export function createConversationService(ctx: ServiceContext) {
   const { db } = ctx;
+  // One descent of messages_conversation_idx (conversation_id, created_at).
+  const newestMessage = db.$client.prepare('SELECT max(created_at) FROM messages WHERE conversation_id = ?').pluck();
+
+  function view(row: ConversationRow) {
+    return conversationView(row, newestMessage.get(row.id) as number | null);
+  }
 
   function getRow(id: string): ConversationRow {
     const row = db.select().from(conversations).where(eq(conversations.id, id)).get();
@@ -38,6 +50,7 @@ export function createConversationService(ctx: ServiceContext) {
 
   return {
     getRow,
+    view,
 
     list(filter: { channelId?: string | undefined; state?: ConversationState | undefined; agentId?: string | undefined; limit: number; cursor?: string | undefined }): Page<ReturnType<typeof conversationView>> {
       const where: Array<SQL | undefined> = [
@@ -56,11 +69,11 @@ export function createConversationService(ctx: ServiceContext) {
         .orderBy(desc(conversations.createdAt), desc(conversations.id))
         .limit(filter.limit + 1)
         .all();
-      return toPage(rows, filter.limit, conversationView);
+      return toPage(rows, filter.limit, view);
     },
 
     get(id: string) {
-      return conversationView(getRow(id));
+      return view(getRow(id));
     },
 
     messages(id: string) {

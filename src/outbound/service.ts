@@ -73,7 +73,6 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
     channel: db.$client.prepare('SELECT id, provider, deleted_at FROM channels WHERE id = ?'),
     contact: db.$client.prepare('SELECT phone, provider_contact_id, last_inbound_at FROM contacts WHERE id = ?'),
     replyTarget: db.$client.prepare('SELECT provider_message_id FROM messages WHERE id = ? AND conversation_id = ?'),
-    touch: db.$client.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?'),
   };
 
   function liveChannel(id: string): ChannelRow {
@@ -127,7 +126,6 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
           const target = replyTarget(conv.id, input.replyToMessageId);
           if (target) details.replyToProviderMessageId = target;
         }
-        q.touch.run(now, conv.id);
         return storeOutbound(
           { channelId: channel.id, conversationId: conv.id, agentId: conv.agent_id, content: input.content, details },
           now,
@@ -220,7 +218,6 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
               );
             }
             conversationId = open.id;
-            tx.update(conversations).set({ updatedAt: now }).where(eq(conversations.id, open.id)).run();
           } else {
             conversationId = newId('cv');
             tx.insert(conversations)

@@ -1,8 +1,8 @@
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import type { Actor } from '../../acd/service.js';
-import { conversationView } from '../../conversations/service.js';
+import type { ConversationRow } from '../../conversations/service.js';
 import { readJson } from '../body.js';
 import { assertAdminOrSelf, requireAuth } from '../middleware.js';
 import type { AppEnv, Auth } from '../types.js';
@@ -15,24 +15,29 @@ function actorOf(auth: Auth): Actor {
 
 const HEARTBEAT_MS = 15_000;
 
+/** The conversation an action left behind, as GET /api/conversations/:id shows it. */
+function view(c: Context<AppEnv>, row: ConversationRow) {
+  return c.get('deps').services.conversations.view(row);
+}
+
 /** The agent's side of distribution: answer offers, close, pick a code; live events over SSE. */
 export function registerAcd(app: Hono<AppEnv>): void {
   const anyone = requireAuth();
   const admin = requireAuth({ roles: ['admin'] });
 
   app.post('/api/conversations/:id/accept', anyone, (c) =>
-    c.json(conversationView(c.get('deps').services.acd.accept(c.req.param('id'), actorOf(c.get('auth'))))),
+    c.json(view(c, c.get('deps').services.acd.accept(c.req.param('id'), actorOf(c.get('auth'))))),
   );
   app.post('/api/conversations/:id/reject', anyone, (c) =>
-    c.json(conversationView(c.get('deps').services.acd.reject(c.req.param('id'), actorOf(c.get('auth'))))),
+    c.json(view(c, c.get('deps').services.acd.reject(c.req.param('id'), actorOf(c.get('auth'))))),
   );
   app.post('/api/conversations/:id/close', anyone, (c) =>
-    c.json(conversationView(c.get('deps').services.acd.close(c.req.param('id'), actorOf(c.get('auth'))))),
+    c.json(view(c, c.get('deps').services.acd.close(c.req.param('id'), actorOf(c.get('auth'))))),
   );
   app.post('/api/conversations/:id/completion-code', anyone, async (c) => {
     const body = await readJson(c, completionCodeBodySchema);
     const conv = c.get('deps').services.acd.setCompletionCode(c.req.param('id'), body.completionCodeId, actorOf(c.get('auth')));
-    return c.json(conversationView(conv));
+    return c.json(view(c, conv));
   });
 
   app.get('/api/channels/:id/queue', admin, (c) => {
