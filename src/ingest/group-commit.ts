@@ -11,12 +11,13 @@ export interface GroupCommitter {
   flush(): Promise<void>;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
 interface Pending {
   work: () => unknown;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+  /** What work() returned or threw in the transaction that committed (set by runBatch). */
+  ok: boolean;
+  outcome: unknown;
 }
 
 export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512 } = {}): GroupCommitter {
@@ -35,34 +36,32 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
    * fallback, not the usual way: see runBatch.
    */
   const runIsolated = sqlite.transaction((batch: Pending[]) => {
-    const results: Outcome[] = [];
     for (const item of batch) {
       savepoint.run();
       try {
-        const value = item.work();
+        item.outcome = item.work();
+        item.ok = true;
         release.run();
-        results.push({ ok: true, value });
       } catch (error) {
         rollbackTo.run();
         release.run();
-        results.push({ ok: false, error });
+        item.outcome = error;
+        item.ok = false;
       }
     }
-    return results;
   });
 
   class ItemFailed extends Error {}
   /** The usual case: no item fails, so the batch runs without savepoints. */
   const runTogether = sqlite.transaction((batch: Pending[]) => {
-    const results: Outcome[] = [];
     for (const item of batch) {
       try {
-        results.push({ ok: true, value: item.work() });
+        item.outcome = item.work();
+        item.ok = true;
       } catch {
         throw new ItemFailed();
       }
     }
-    return results;
   });
 
   /**
@@ -71,12 +70,12 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
    * savepoints, so the others still commit. Work functions only read and write the database, so
    * running them twice is safe; the first run leaves nothing behind.
    */
-  function runBatch(batch: Pending[]): Outcome[] {
+  function runBatch(batch: Pending[]): void {
     try {
-      return runTogether.immediate(batch);
+      runTogether.immediate(batch);
     } catch (error) {
       if (!(error instanceof ItemFailed)) throw error; // BEGIN or COMMIT failed: the caller rejects all
-      return runIsolated.immediate(batch);
+      runIsolated.immediate(batch);
     }
   }
 
@@ -85,15 +84,17 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
     while (queue.length > 0) {
       const batch = queue.length > maxBatch ? queue.splice(0, maxBatch) : queue;
       if (batch === queue) queue = [];
-      let results: Outcome[];
       try {
-        results = runBatch(batch);
+        runBatch(batch);
       } catch (error) {
         // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
         for (const item of batch) item.reject(error);
         continue;
       }
-      results.forEach((r, i) => (r.ok ? batch[i]!.resolve(r.value) : batch[i]!.reject(r.error)));
+      for (const item of batch) {
+        if (item.ok) item.resolve(item.outcome);
+        else item.reject(item.outcome);
+      }
     }
     markIdle();
   }
@@ -101,7 +102,7 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   return {
     submit<T>(work: () => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ work, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ work, resolve: resolve as (v: unknown) => void, reject, ok: false, outcome: undefined });
         if (!scheduled) {
           scheduled = true;
           idle = new Promise<void>((r) => (markIdle = r));

@@ -69,20 +69,19 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
   }
 
   /**
-   * Meta posts every number of an app to one URL: a change for another number goes to the WABA
-   * channel with that number, provided it shares the app secret that verified the request.
+   * Meta posts every number of an app to one URL: a change for another number (`routeKey`) goes to
+   * the WABA channel with that number, provided it shares the app secret that verified the request.
    */
-  function routeTarget(channel: WebhookChannel, ev: NormalizedEvent, cache: Map<string, WebhookChannel | null>) {
-    if (channel.provider !== 'whatsapp_business' || !ev.routeKey || ev.routeKey === channel.phoneNumberId) return channel;
-    if (!cache.has(ev.routeKey)) {
-      const other = toChannel(byPhone.get(ev.routeKey) as ChannelRow | undefined);
+  function otherNumber(channel: WebhookChannel, routeKey: string, cache: Map<string, WebhookChannel | null>) {
+    if (!cache.has(routeKey)) {
+      const other = toChannel(byPhone.get(routeKey) as ChannelRow | undefined);
       const sameApp =
         other?.messenger.provider === 'whatsapp_business' &&
         channel.messenger.provider === 'whatsapp_business' &&
         other.messenger.appSecret === channel.messenger.appSecret;
-      cache.set(ev.routeKey, sameApp ? other : null);
+      cache.set(routeKey, sameApp ? other : null);
     }
-    return cache.get(ev.routeKey) ?? null;
+    return cache.get(routeKey) ?? null;
   }
 
   // Channels by webhook key, in memory: every webhook needs its channel first, and a SQLite read
@@ -156,9 +155,11 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
           out.duplicateDelivery = true;
           return out;
         }
-        const routes = new Map<string, WebhookChannel | null>();
+        let routes: Map<string, WebhookChannel | null> | undefined; // made only for another number's events
         for (const ev of normalized.events) {
-          const target = routeTarget(channel, ev, routes);
+          const { routeKey } = ev;
+          const own = channel.provider !== 'whatsapp_business' || !routeKey || routeKey === channel.phoneNumberId;
+          const target = own ? channel : otherNumber(channel, routeKey, (routes ??= new Map()));
           if (!target) {
             store.recordIgnored(channel.id, `no channel for phone number ${ev.routeKey}`, now);
             out.ignored++;
