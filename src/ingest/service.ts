@@ -161,7 +161,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
           const own = channel.provider !== 'whatsapp_business' || !routeKey || routeKey === channel.phoneNumberId;
           const target = own ? channel : otherNumber(channel, routeKey, (routes ??= new Map()));
           if (!target) {
-            store.recordIgnored(channel.id, `no channel for phone number ${ev.routeKey}`, now);
+            store.recordIgnored(channel.id, `no channel for phone number ${routeKey}`, now);
             out.ignored++;
             continue;
           }

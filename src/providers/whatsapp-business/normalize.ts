@@ -169,32 +169,26 @@ export function readSingleText(body: unknown): NormalizeResult | null {
   const text = Object.hasOwn(msg, 'text') ? msg.text : undefined;
   if (!isRecord(text) || typeof text.body !== 'string') return null;
 
-  // With one message and one contact, that contact is the sender's (findContact).
-  let waId: string | undefined;
-  let profile: Fields | undefined;
+  // With one message and one contact, that contact is the sender's (findContact). Checked to the
+  // shape contactSchema gives, so toContact reads it as it reads the schema's copy.
+  let sender: Fields | undefined;
   if (value.contacts !== undefined) {
-    const c = onlyItem(value.contacts);
-    if (!isRecord(c) || c.user_id !== undefined) return null;
-    if (c.wa_id !== undefined && typeof c.wa_id !== 'string') return null;
-    if (c.profile !== undefined && !isRecord(c.profile)) return null;
-    waId = c.wa_id;
-    profile = c.profile;
+    sender = onlyItem(value.contacts) as Fields | undefined;
+    if (!isRecord(sender) || sender.user_id !== undefined) return null;
+    if (sender.wa_id !== undefined && typeof sender.wa_id !== 'string') return null;
+    const profile = sender.profile;
+    if (profile !== undefined) {
+      if (!isRecord(profile)) return null;
+      if (profile.name !== undefined && typeof profile.name !== 'string') return null;
+      if (profile.username !== undefined && typeof profile.username !== 'string') return null;
+    }
   }
-  const name = profile?.name;
-  const username = profile?.username;
-  if ((name !== undefined && typeof name !== 'string') || (username !== undefined && typeof username !== 'string')) return null;
 
-  const contact: NormalizedContact = {
-    providerContactId: present(waId) ?? from,
-    name: nonEmpty(name),
-    phone: phoneDigits(waId) ?? phoneDigits(from),
-    username: nonEmpty(username),
-  };
   const event: NormalizedEvent = {
     type: 'message',
     routeKey: metadata.phone_number_id,
     providerMessageId: id,
-    contact,
+    contact: toContact(msg as Pick<WaMessage, 'from' | 'from_user_id'>, sender as WaContact | undefined),
     kind: 'text',
     text: text.body,
     details: undefined,
@@ -282,7 +276,7 @@ function findContact(contacts: WaContact[], msg: WaMessage, singleSender: boolea
   return contacts.length === 1 && singleSender ? contacts[0] : undefined;
 }
 
-function toContact(msg: WaMessage, c: WaContact | undefined): NormalizedContact {
+function toContact(msg: Pick<WaMessage, 'from' | 'from_user_id'>, c: WaContact | undefined): NormalizedContact {
   // The refine in messageSchema guarantees one of from_user_id/from.
   const providerContactId = present(c?.user_id) ?? msg.from_user_id ?? present(c?.wa_id) ?? msg.from ?? '';
   return {
