@@ -8,7 +8,8 @@
  *   npx tsx scripts/bench/ingest.ts [--seconds 10] [--connections 64] [--rounds 3]
  *
  * Each row also gives the server's CPU (all threads) per request. BENCH_THREADS=1 adds per-thread
- * CPU, user/system split and how busy the whole machine was; BENCH_PROFILE=<dir> writes a
+ * CPU, user/system split and how busy the whole machine was; BENCH_LATENCY=1 prints each round's
+ * latency percentiles (p50 … p99.9, max) for both servers; BENCH_PROFILE=<dir> writes a
  * --cpu-prof of the gateway there.
  *
  * Traffic goes only to 127.0.0.1; both servers are child processes stopped at the end.
@@ -96,6 +97,7 @@ async function drive(url: string, runTag: string, pid: number) {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
+    latency: result.latency,
     ok: result['2xx'],
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
@@ -103,14 +105,16 @@ async function drive(url: string, runTag: string, pid: number) {
 }
 
 type Run = Awaited<ReturnType<typeof drive>>;
+/** A run without its latency histogram: what a row prints, and what the medians give. */
+type Summary = Omit<Run, 'latency'>;
 
-const row = (name: string, r: Run) =>
+const row = (name: string, r: Summary) =>
   `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   ` +
   `CPU ${r.cpuPct.toFixed(0).padStart(3)}% (${r.cpuUsPerReq.toFixed(0)} µs/req)   2xx ${r.ok}  non-2xx ${r.non2xx}  errors ${r.errors}` +
   (r.stealPct >= 0.5 ? `   host steal ${r.stealPct.toFixed(0)}%` : '');
 
 /** Each column's median over the rounds (counts summed). */
-function medianRun(runs: Run[]): Run {
+function medianRun(runs: Run[]): Summary {
   const med = (f: (r: Run) => number) => median(runs.map(f));
   const sum = (f: (r: Run) => number) => runs.reduce((a, r) => a + f(r), 0);
   return {
@@ -157,6 +161,12 @@ async function main() {
       console.log(row('  bare Hono (parse JSON)', bare));
       console.log(row('  switchboard (full ingest)', full));
       console.log(`  ratio (full / bare req/s): ${(full.rps / bare.rps).toFixed(2)}`);
+      if (process.env.BENCH_LATENCY) {
+        for (const [name, run] of [['bare', bare], ['full', full]] as const) {
+          const l = run.latency;
+          console.log(`  ${name} latency ms: p50 ${l.p50} p75 ${l.p75} p90 ${l.p90} p97.5 ${l.p97_5} p99 ${l.p99} p99.9 ${l.p99_9} max ${l.max} (mean ${l.average.toFixed(1)})`);
+        }
+      }
     }
 
     const walBytes = statSync(path.join(dataDir, 'switchboard.sqlite-wal'), { throwIfNoEntry: false })?.size ?? 0;
