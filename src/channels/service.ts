@@ -10,6 +10,7 @@ import {
 import { AppError } from '../errors.js';
 import { bytesToBase64, randomToken } from '../lib/crypto.js';
 import { newId } from '../lib/ids.js';
+import { isRecord } from '../lib/is-record.js';
 import type { MessengerConfig, ProviderName } from '../providers/types.js';
 import { addToOutbox } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
@@ -323,10 +324,6 @@ export function createChannelService(ctx: ServiceContext) {
       return view(hydrate(liveRow(id)));
     },
   };
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export type ChannelService = ReturnType<typeof createChannelService>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { conversationTypes, type ConversationType } from '../db/schema.js';
 import { AppError, fieldErrorsFromIssues, type FieldError } from '../errors.js';
+import { isRecord } from '../lib/is-record.js';
 import { providerNames, type MessengerConfig, type ProviderName } from '../providers/types.js';
 
 /**
@@ -181,10 +182,6 @@ function toValidationError(errors: FieldError[]): AppError {
   return new AppError('validation_failed', `${first.field}: ${first.message}`, errors);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /**
  * Merges a PATCH into stored settings: nested objects merge key by key (null clears a value),
  * arrays and scalars replace. A messenger patch merges into the stored credentials when the
@@ -195,10 +192,10 @@ export function mergeSettings(stored: ChannelSettings, patch: Record<string, unk
   for (const [key, value] of Object.entries(patch)) {
     if (value === undefined) continue;
     const current = (stored as unknown as Record<string, unknown>)[key];
-    if (key === 'messenger' && isPlainObject(value)) {
+    if (key === 'messenger' && isRecord(value)) {
       const sameProvider = value.provider === undefined || value.provider === stored.messenger.provider;
       out.messenger = sameProvider ? { ...stored.messenger, ...value } : value;
-    } else if ((key === 'handling' || key === 'writeFirst') && isPlainObject(value) && isPlainObject(current)) {
+    } else if ((key === 'handling' || key === 'writeFirst') && isRecord(value) && isRecord(current)) {
       out[key] = { ...current, ...value };
     } else {
       out[key] = value;

@@ -4,12 +4,15 @@
  * and the sub-object each handled message type needs. Throws only SchemaError.
  */
 import { z } from 'zod';
+import { isRecord } from '../../lib/is-record.js';
 import { compact, joinName, nonEmpty, parseOrThrow, phoneDigits, type PathSegment } from '../helpers.js';
 import type { MessageKind, NormalizeResult, NormalizedContact, NormalizedEvent, OutboundStatus } from '../types.js';
 
 const idSchema = z.string().min(1);
 /** Unix seconds, sent as a string; bounded so `* 1000` stays finite. */
-const timestampSchema = z.union([z.string().regex(/^\d{1,15}$/, 'Expected unix seconds'), z.number().int().min(0).max(1e15)]);
+/** A timestamp string in unix seconds, as the schemas and readSingleText accept it. */
+const UNIX_SECONDS = /^\d{1,15}$/;
+const timestampSchema = z.union([z.string().regex(UNIX_SECONDS, 'Expected unix seconds'), z.number().int().min(0).max(1e15)]);
 
 const envelopeSchema = z.object({
   object: z.literal('whatsapp_business_account'),
@@ -130,15 +133,10 @@ export function normalizeWhatsAppBusiness(payload: unknown): NormalizeResult {
 }
 
 type Fields = Record<string, unknown>;
-/** A non-null, non-array object, as zod's z.object() requires. */
-function isRecord(v: unknown): v is Fields {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 /** An array of exactly one element, returned; else undefined. */
 function onlyItem(v: unknown): unknown {
   return Array.isArray(v) && v.length === 1 ? v[0] : undefined;
 }
-const unixSeconds = /^\d{1,15}$/;
 
 /**
  * The usual delivery (one change, one text message, at most one contact), read without zod. What
@@ -164,7 +162,7 @@ export function readSingleText(body: unknown): NormalizeResult | null {
   if (!isRecord(msg) || msg.type !== 'text') return null;
   const { id, from, timestamp } = msg;
   if (typeof id !== 'string' || id === '' || typeof from !== 'string' || from === '') return null;
-  if (typeof timestamp !== 'string' || !unixSeconds.test(timestamp)) return null;
+  if (typeof timestamp !== 'string' || !UNIX_SECONDS.test(timestamp)) return null;
   if (msg.from_user_id !== undefined || msg.context !== undefined || msg.referral !== undefined || msg.errors !== undefined) return null;
   const text = Object.hasOwn(msg, 'text') ? msg.text : undefined;
   if (!isRecord(text) || typeof text.body !== 'string') return null;
