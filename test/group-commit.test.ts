@@ -1,4 +1,6 @@
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { createWalSync, type WalSync } from '../src/db/wal-sync.js';
 import { createGroupCommitter } from '../src/ingest/group-commit.js';
 import { useTempSqliteFile } from './harness.js';
 
@@ -52,5 +54,133 @@ describe('group commit', () => {
     void gc.submit(() => ins.run('x', 1));
     await gc.flush();
     expect(rows()).toEqual([{ k: 'x', v: 1 }]);
+  });
+});
+
+/**
+ * The real WAL sync with a gate in front: each sync() waits until the test opens it (or fails it),
+ * so a test can look at the database while a sync is in flight. The fdatasync itself is real.
+ */
+function gatedWalSync(real: WalSync) {
+  const waiting: Array<(err: Error | null) => void> = [];
+  let calls = 0;
+  return {
+    calls: () => calls,
+    inFlight: () => waiting.length,
+    /** Lets the oldest waiting sync run (or fail with `err` without syncing). */
+    open(err: Error | null = null) {
+      const done = waiting.shift();
+      if (!done) throw new Error('no sync in flight');
+      if (err) done(err);
+      else real.sync(done);
+    },
+    sync: {
+      sync(done: (err: Error | null) => void) {
+        calls++;
+        waiting.push(done);
+      },
+      close: () => real.close(),
+    } satisfies WalSync,
+  };
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+/** Settles to 'pending' when `p` has not settled within a few turns. */
+const state = async (p: Promise<unknown>) => {
+  let s = 'pending';
+  p.then(() => (s = 'resolved'), () => (s = 'rejected'));
+  for (let i = 0; i < 3; i++) await turn();
+  return s;
+};
+
+describe('group commit with the WAL synced off the event loop', () => {
+  function setUp() {
+    sqlite.db.pragma('synchronous = FULL');
+    const gate = gatedWalSync(createWalSync(sqlite.db)!);
+    const gc = createGroupCommitter(sqlite.db, { walSync: gate.sync });
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
+    // A second connection sees what is committed, durable or not.
+    const other = new Database(sqlite.file, { readonly: true });
+    const committed = () => other.prepare('SELECT k FROM t ORDER BY k').pluck().all();
+    return { gate, gc, ins, other, committed };
+  }
+
+  it('answers a batch only after its WAL sync returns, and puts the connection back to FULL', async () => {
+    const { gate, gc, ins, other, committed } = setUp();
+    const a = gc.submit(() => ins.run('a', 1).changes);
+    const b = gc.submit(() => ins.run('b', 2).changes);
+    await turn();
+    expect(committed()).toEqual(['a', 'b']); // committed in one transaction…
+    expect(gate.calls()).toBe(1);
+    expect(await state(a)).toBe('pending'); // …but not answered before the sync
+    expect(sqlite.db.pragma('synchronous', { simple: true })).toBe(2);
+    gate.open();
+    await expect(Promise.all([a, b])).resolves.toEqual([1, 1]);
+    other.close();
+  });
+
+  it('commits nothing while a sync is in flight; what waits goes in one batch right after it', async () => {
+    const { gate, gc, ins, other, committed } = setUp();
+    const first = gc.submit(() => ins.run('a', 1));
+    await turn();
+    const later = ['b', 'c', 'd'].map((k, i) => gc.submit(() => ins.run(k, i)));
+    await turn();
+    await turn();
+    expect(committed()).toEqual(['a']);
+    gate.open();
+    await first;
+    await turn();
+    expect(committed()).toEqual(['a', 'b', 'c', 'd']);
+    expect(gate.calls()).toBe(2); // one sync for the three that waited
+    expect(await state(Promise.all(later))).toBe('pending');
+    gate.open();
+    await Promise.all(later);
+    other.close();
+  });
+
+  it('rejects a failed sync\'s items and goes on; a rolled-back item is answered without waiting', async () => {
+    const { gate, gc, ins, other } = setUp();
+    const a = gc.submit(() => ins.run('a', 1));
+    const clash = gc.submit(() => ins.run('a', 2)); // primary key clash: rolled back alone
+    await expect(clash).rejects.toThrow(/UNIQUE constraint failed/);
+    expect(gate.inFlight()).toBe(1);
+    gate.open(new Error('EIO: i/o error, fdatasync'));
+    await expect(a).rejects.toThrow(/EIO/);
+    const b = gc.submit(() => ins.run('b', 1).changes);
+    await turn();
+    gate.open();
+    await expect(b).resolves.toBe(1);
+    other.close();
+  });
+
+  it('whenDurable() waits for the sync in flight; flush() and close() for everything submitted', async () => {
+    const { gate, gc, ins, other } = setUp();
+    await expect(state(gc.whenDurable())).resolves.toBe('resolved');
+    void gc.submit(() => ins.run('a', 1));
+    await turn();
+    const durable = gc.whenDurable();
+    const flushed = gc.flush();
+    const closed = gc.close();
+    expect(await state(durable)).toBe('pending');
+    expect(await state(flushed)).toBe('pending');
+    gate.open();
+    await Promise.all([durable, flushed, closed]);
+    other.close();
+  });
+
+  it('syncs the real WAL file, and is not made for databases without one', async () => {
+    sqlite.db.pragma('synchronous = FULL');
+    const walSync = createWalSync(sqlite.db)!;
+    const gc = createGroupCommitter(sqlite.db, { walSync });
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
+    await expect(Promise.all(['a', 'b'].map((k) => gc.submit(() => ins.run(k, 0).changes)))).resolves.toEqual([1, 1]);
+    await gc.close();
+    expect(rows()).toEqual([{ k: 'a', v: 0 }, { k: 'b', v: 0 }]);
+
+    const memory = new Database(':memory:');
+    expect(createWalSync(memory)).toBeNull();
+    memory.close();
+    sqlite.db.pragma('journal_mode = DELETE');
+    expect(createWalSync(sqlite.db)).toBeNull();
   });
 });
