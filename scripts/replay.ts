@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { migrateDb, openDb } from '../src/db/client.js';
 import { createRedis, withTimeout } from '../src/deps.js';
 import { AppError } from '../src/errors.js';
+import { createGroupCommitter } from '../src/ingest/group-commit.js';
 import { systemClock } from '../src/lib/clock.js';
 import { nodeMac } from '../src/lib/node-crypto.js';
 import { createLogger } from '../src/log.js';
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const db = openDb(config.dataDir);
   migrateDb(db);
-  const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {} });
+  const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {}, commits: createGroupCommitter(db.$client) });
 
   const filter = {
     status: args.status as ReplayableStatus,

@@ -11,6 +11,8 @@ import { createConversationService } from './conversations/service.js';
 import { createOutboundService } from './outbound/service.js';
 import type { Config } from './config.js';
 import { startCheckpointer, type Checkpointer } from './db/checkpointer.js';
+import { createWalSync } from './db/wal-sync.js';
+import { createGroupCommitter, type GroupCommitter } from './ingest/group-commit.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
 import type { MacEngine } from './lib/crypto.js';
@@ -30,6 +32,8 @@ export interface Deps {
   db: Db;
   /** WAL checkpoints on a worker thread (src/db/checkpointer.ts). */
   checkpointer: Checkpointer;
+  /** The connection's group committer (src/ingest/group-commit.ts), WAL synced off the event loop. */
+  commits: GroupCommitter;
   log: Logger;
   clock: Clock;
   fetch: typeof fetch;
@@ -110,21 +114,25 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
   const queues = { acd: new Queue(QUEUE_ACD, queueOpts), deliveries: new Queue(QUEUE_DELIVERIES, queueOpts) };
   for (const q of Object.values(queues)) q.on('error', () => {});
 
+  const commits = createGroupCommitter(db.$client, { walSync: createWalSync(db.$client) });
   const relay = createOutboxRelay({
     db,
+    // Hands over only rows on disk: group-committed rows wait for their WAL sync first.
+    whenDurable: () => commits.whenDurable(),
     clock,
     log: log.child({ component: 'outbox-relay' }),
     targets: { acdQueue: queues.acd, deliveriesQueue: queues.deliveries, publisher: redis, queuePrefix: config.queuePrefix },
   });
 
   const mac = opts.mac ?? nodeMac;
-  const ctx: ServiceContext = { db, clock, log, config, mac, notifyOutbox: () => relay.notify() };
+  const ctx: ServiceContext = { db, clock, log, config, mac, notifyOutbox: () => relay.notify(), commits };
 
   return {
     config,
     adminToken,
     db,
     checkpointer,
+    commits,
     log,
     clock,
     // Provider sends: node:http keep-alive pools (undici's fetch costs ~3× the CPU per request).
@@ -164,6 +172,7 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await deps.events.close();
   await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
   deps.redis.disconnect();
+  await deps.commits.close();
   await deps.checkpointer.close();
   deps.db.$client.close();
 }

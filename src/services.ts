@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import type { Db } from './db/client.js';
+import type { GroupCommitter } from './ingest/group-commit.js';
 import type { Clock } from './lib/clock.js';
 import type { MacEngine } from './lib/crypto.js';
 import type { Logger } from './log.js';
@@ -14,4 +15,9 @@ export interface ServiceContext {
   mac: MacEngine;
   /** Called after a transaction that wrote outbox rows commits, so the relay moves them promptly. */
   notifyOutbox: () => void;
+  /**
+   * The connection's group committer, shared by the hot write paths (webhooks, replies, delivery
+   * results): one transaction and one WAL sync per event-loop turn for all of them.
+   */
+  commits: GroupCommitter;
 }

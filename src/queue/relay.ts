@@ -42,8 +42,19 @@ const IDLE_POLL_MS = 1_000;
 /** A notified run waits this long so one claim/delete pair covers many commits. */
 const COALESCE_MS = 5;
 
-export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; targets: RelayTargets }): OutboxRelay {
-  const { db, clock, log, targets } = opts;
+export function createOutboxRelay(opts: {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  targets: RelayTargets;
+  /**
+   * Resolves once every row committed so far is on disk. Rows the group committer wrote before
+   * their WAL sync are visible to this connection already; a pass waits for this first, so nothing
+   * leaves for Redis that a power cut could still take back from SQLite.
+   */
+  whenDurable?: () => Promise<void>;
+}): OutboxRelay {
+  const { db, clock, log, targets, whenDurable } = opts;
   let pending = false;
   let stopped = true;
   let timer: NodeJS.Timeout | null = null;
@@ -149,6 +160,7 @@ export function createOutboxRelay(opts: { db: Db; clock: Clock; log: Logger; tar
     let moved = 0;
     let handedOver: number[] = [];
     for (;;) {
+      if (whenDurable) await whenDurable();
       const rows = ackAndClaim(handedOver);
       handedOver = [];
       if (rows.length === 0) return moved;
