@@ -10,8 +10,9 @@ import type Database from 'better-sqlite3';
  * ingest path that was most of a COMMIT's cost (measured: 545 µs per 38-message batch with
  * synchronous=FULL, 201 µs with syncing off). Here a second connection on a worker thread runs
  * PASSIVE checkpoints, which never block the writer or readers, whenever the WAL has frames the
- * database file lacks. Commits keep `synchronous = FULL` (each COMMIT still fsyncs the WAL), so
- * durability is unchanged: a checkpoint only moves pages that are already durable in the WAL.
+ * database file lacks. Durability is unchanged: a commit is answered only once the WAL holding it
+ * is synced (by its COMMIT, or by the group committer's sync, src/ingest/group-commit.ts), and a
+ * checkpoint syncs the WAL before it copies any frame into the database file.
  *
  * SQLite restarts the WAL from its start once a checkpoint has copied every frame. Under nonstop
  * writes the worker seldom gets there (new frames land while it copies), so the main connection

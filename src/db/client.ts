@@ -24,7 +24,8 @@ export function findMigrationsFolder(start = path.dirname(fileURLToPath(import.m
 
 /**
  * Opens the SQLite file in `dataDir` with WAL, foreign keys on, full sync (an acknowledged
- * webhook survives a power cut; group commit amortizes the fsync), and a busy timeout so two
+ * webhook survives a power cut; group commit amortizes the fsync and does it off the event loop,
+ * see src/ingest/group-commit.ts), and a busy timeout so two
  * processes on one file wait for each other instead of failing. Temporary storage is in memory:
  * statement journals (savepoints) and sort b-trees otherwise spill to unlinked temp files, a
  * write syscall per page.

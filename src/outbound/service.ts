@@ -62,7 +62,7 @@ export function normalizeRecipient(provider: ProviderName, to: string): string {
 
 export function createOutboundService(ctx: ServiceContext, opts: { committer?: GroupCommitter } = {}) {
   const { db, clock } = ctx;
-  // Replies and attempt results are group-committed: one fsync covers every concurrent one.
+  // Replies and attempt results are group-committed (with webhooks): one WAL sync covers every concurrent one.
   const committer = opts.committer ?? ctx.commits;
   const store = createDeliveryStore(ctx, committer);
   const ops = createDeliveryOps(ctx);

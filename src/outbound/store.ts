@@ -65,8 +65,8 @@ export function describeFailure(provider: ProviderName, code: string, message: s
 
 /**
  * Attempt results wait up to this long to share one transaction (or until this many wait): each
- * commit is an fsync that blocks the event loop, and at a thousand results a second one fsync
- * per few dozen results is plenty. The job completes only after its result is durable.
+ * commit costs a WAL sync, and at a thousand results a second one sync per few dozen results is
+ * plenty. The job completes only after its result is durable.
  */
 const RESULT_COALESCE_MS = 15;
 const RESULT_COALESCE_MAX = 256;
