@@ -1,3 +1,4 @@
+import { unlinkSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createWalSync, type WalSync } from '../src/db/wal-sync.js';
@@ -182,5 +183,18 @@ describe('group commit with the WAL synced off the event loop', () => {
     memory.close();
     sqlite.db.pragma('journal_mode = DELETE');
     expect(createWalSync(sqlite.db)).toBeNull();
+  });
+});
+
+describe('createWalSync', () => {
+  it('does not sync a WAL file that is gone: it reopens the path, and says so when it cannot', async () => {
+    const walSync = createWalSync(sqlite.db)!;
+    const sync = () => new Promise<Error | null>((r) => walSync.sync(r));
+    expect(await sync()).toBeNull();
+    unlinkSync(`${sqlite.file}-wal`); // only SQLite's last close does this; a stale descriptor must not pass for it
+    expect((await sync())?.message).toMatch(/ENOENT/);
+    writeFileSync(`${sqlite.file}-wal`, '');
+    expect(await sync()).toBeNull();
+    walSync.close();
   });
 });

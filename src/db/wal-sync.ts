@@ -1,4 +1,5 @@
 import { closeSync, fdatasync, fstatSync, openSync } from 'node:fs';
+import path from 'node:path';
 import type Database from 'better-sqlite3';
 
 /**
@@ -18,7 +19,8 @@ export interface WalSync {
 export function createWalSync(sqlite: Database.Database): WalSync | null {
   if (sqlite.memory) return null;
   if (sqlite.pragma('journal_mode', { simple: true }) !== 'wal') return null;
-  const walPath = `${sqlite.name}-wal`;
+  // Absolute now: DATA_DIR may be relative, and the file is opened at the first sync.
+  const walPath = path.resolve(`${sqlite.name}-wal`);
   let fd: number | null = null;
   return {
     sync(done) {
