@@ -12,9 +12,9 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { migrateDb, openDb } from '../src/db/client.js';
+import { createWalSync } from '../src/db/wal-sync.js';
 import { createRedis, withTimeout } from '../src/deps.js';
 import { AppError } from '../src/errors.js';
-import { createGroupCommitter } from '../src/ingest/group-commit.js';
 import { systemClock } from '../src/lib/clock.js';
 import { nodeMac } from '../src/lib/node-crypto.js';
 import { createLogger } from '../src/log.js';
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const db = openDb(config.dataDir);
   migrateDb(db);
-  const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {}, commits: createGroupCommitter(db.$client) });
+  const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {}, walSync: null });
 
   const filter = {
     status: args.status as ReplayableStatus,
@@ -127,11 +127,14 @@ async function handOver(config: ReturnType<typeof loadConfig>, db: ReturnType<ty
   const deliveriesQueue = new Queue(QUEUE_DELIVERIES, opts);
   acdQueue.on('error', () => {});
   deliveriesQueue.on('error', () => {});
+  // The gateway's own commits may not be synced yet: the relay syncs the WAL before handing over.
+  const walSync = createWalSync(db.$client);
   const relay = createOutboxRelay({
     db,
     clock: systemClock,
     log,
     targets: { acdQueue, deliveriesQueue, publisher: redis, queuePrefix: config.queuePrefix },
+    walSync,
   });
   try {
     const moved = await withTimeout(relay.drain(), 5_000, 'Redis did not answer within 5 s');
@@ -143,6 +146,7 @@ async function handOver(config: ReturnType<typeof loadConfig>, db: ReturnType<ty
   } finally {
     await Promise.allSettled([acdQueue.close(), deliveriesQueue.close()]);
     redis.disconnect();
+    walSync?.close();
   }
 }
 

@@ -11,8 +11,7 @@ import { createConversationService } from './conversations/service.js';
 import { createOutboundService } from './outbound/service.js';
 import type { Config } from './config.js';
 import { startCheckpointer, type Checkpointer } from './db/checkpointer.js';
-import { createWalSync } from './db/wal-sync.js';
-import { createGroupCommitter, type GroupCommitter } from './ingest/group-commit.js';
+import { createWalSync, type WalSync } from './db/wal-sync.js';
 import { migrateDb, openDb, type Db } from './db/client.js';
 import { randomToken } from './lib/crypto.js';
 import type { MacEngine } from './lib/crypto.js';
@@ -32,8 +31,8 @@ export interface Deps {
   db: Db;
   /** WAL checkpoints on a worker thread (src/db/checkpointer.ts). */
   checkpointer: Checkpointer;
-  /** The connection's group committer (src/ingest/group-commit.ts), WAL synced off the event loop. */
-  commits: GroupCommitter;
+  /** Syncs the WAL off the event loop for the group committers and the outbox relay (src/db/wal-sync.ts). */
+  walSync: WalSync | null;
   log: Logger;
   clock: Clock;
   fetch: typeof fetch;
@@ -114,25 +113,24 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
   const queues = { acd: new Queue(QUEUE_ACD, queueOpts), deliveries: new Queue(QUEUE_DELIVERIES, queueOpts) };
   for (const q of Object.values(queues)) q.on('error', () => {});
 
-  const commits = createGroupCommitter(db.$client, { walSync: createWalSync(db.$client) });
+  const walSync = createWalSync(db.$client);
   const relay = createOutboxRelay({
     db,
-    // Hands over only rows on disk: group-committed rows wait for their WAL sync first.
-    whenDurable: () => commits.whenDurable(),
+    walSync,
     clock,
     log: log.child({ component: 'outbox-relay' }),
     targets: { acdQueue: queues.acd, deliveriesQueue: queues.deliveries, publisher: redis, queuePrefix: config.queuePrefix },
   });
 
   const mac = opts.mac ?? nodeMac;
-  const ctx: ServiceContext = { db, clock, log, config, mac, notifyOutbox: () => relay.notify(), commits };
+  const ctx: ServiceContext = { db, clock, log, config, mac, notifyOutbox: () => relay.notify(), walSync };
 
   return {
     config,
     adminToken,
     db,
     checkpointer,
-    commits,
+    walSync,
     log,
     clock,
     // Provider sends: node:http keep-alive pools (undici's fetch costs ~3× the CPU per request).
@@ -151,6 +149,8 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
       const result: Record<'sqlite' | 'redis', string> = { sqlite: 'ok', redis: 'ok' };
       try {
         db.$client.prepare('select 1').get();
+        const failed = walSync?.failure();
+        if (failed) result.sqlite = failed.message;
       } catch (err) {
         result.sqlite = (err as Error).message;
       }
@@ -172,7 +172,8 @@ export async function closeDeps(deps: Deps): Promise<void> {
   await deps.events.close();
   await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
   deps.redis.disconnect();
-  await deps.commits.close();
+  await Promise.all([deps.services.ingest.flush(), deps.services.outbound.flush()]);
+  deps.walSync?.close();
   await deps.checkpointer.close();
   deps.db.$client.close();
 }

@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import type { Db } from './db/client.js';
-import type { GroupCommitter } from './ingest/group-commit.js';
+import type { WalSync } from './db/wal-sync.js';
 import type { Clock } from './lib/clock.js';
 import type { MacEngine } from './lib/crypto.js';
 import type { Logger } from './log.js';
@@ -16,8 +16,8 @@ export interface ServiceContext {
   /** Called after a transaction that wrote outbox rows commits, so the relay moves them promptly. */
   notifyOutbox: () => void;
   /**
-   * The connection's group committer, shared by the hot write paths (webhooks, replies, delivery
-   * results): one transaction and one WAL sync per event-loop turn for all of them.
+   * Syncs the database's WAL off the event loop for the group committers of the hot write paths
+   * (webhooks, replies, delivery results); null for a database without a WAL file.
    */
-  commits: GroupCommitter;
+  walSync: WalSync | null;
 }

@@ -1,4 +1,5 @@
 import { unlinkSync, writeFileSync } from 'node:fs';
+import { fdatasync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createWalSync, type WalSync } from '../src/db/wal-sync.js';
@@ -80,13 +81,14 @@ function gatedWalSync(real: WalSync) {
         calls++;
         waiting.push(done);
       },
+      failure: () => real.failure(),
       close: () => real.close(),
     } satisfies WalSync,
   };
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
-/** Settles to 'pending' when `p` has not settled within a few turns. */
+/** 'pending' when `p` has not settled within a few turns of the event loop. */
 const state = async (p: Promise<unknown>) => {
   let s = 'pending';
   p.then(() => (s = 'resolved'), () => (s = 'rejected'));
@@ -95,28 +97,34 @@ const state = async (p: Promise<unknown>) => {
 };
 
 describe('group commit with the WAL synced off the event loop', () => {
-  function setUp() {
+  function setUp(opts: { maxBatch?: number } = {}) {
     sqlite.db.pragma('synchronous = FULL');
     const gate = gatedWalSync(createWalSync(sqlite.db)!);
-    const gc = createGroupCommitter(sqlite.db, { walSync: gate.sync });
+    const gc = createGroupCommitter(sqlite.db, { walSync: gate.sync, ...opts });
     const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     // A second connection sees what is committed, durable or not.
     const other = new Database(sqlite.file, { readonly: true });
     const committed = () => other.prepare('SELECT k FROM t ORDER BY k').pluck().all();
-    return { gate, gc, ins, other, committed };
+    const level = () => sqlite.db.pragma('synchronous', { simple: true });
+    return { gate, gc, ins, other, committed, level };
   }
 
-  it('answers a batch only after its WAL sync returns, and puts the connection back to FULL', async () => {
-    const { gate, gc, ins, other, committed } = setUp();
-    const a = gc.submit(() => ins.run('a', 1).changes);
+  it('answers a batch only after its WAL sync returns; batches run at NORMAL, the connection is FULL between them', async () => {
+    const { gate, gc, ins, other, committed, level } = setUp();
+    const a = gc.submit(() => [ins.run('a', 1).changes, level()]);
     const b = gc.submit(() => ins.run('b', 2).changes);
     await turn();
     expect(committed()).toEqual(['a', 'b']); // committed in one transaction…
     expect(gate.calls()).toBe(1);
     expect(await state(a)).toBe('pending'); // …but not answered before the sync
-    expect(sqlite.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(level()).toBe(2);
     gate.open();
-    await expect(Promise.all([a, b])).resolves.toEqual([1, 1]);
+    await expect(Promise.all([a, b])).resolves.toEqual([[1, 1], 1]);
+    const c = gc.submit(() => level());
+    await turn();
+    gate.open();
+    await expect(c).resolves.toBe(1);
+    expect(level()).toBe(2);
     other.close();
   });
 
@@ -139,33 +147,104 @@ describe('group commit with the WAL synced off the event loop', () => {
     other.close();
   });
 
-  it('rejects a failed sync\'s items and goes on; a rolled-back item is answered without waiting', async () => {
+  it('answers a refused item after the sync too: the refusal may rest on an earlier item of the batch', async () => {
     const { gate, gc, ins, other } = setUp();
     const a = gc.submit(() => ins.run('a', 1));
-    const clash = gc.submit(() => ins.run('a', 2)); // primary key clash: rolled back alone
-    await expect(clash).rejects.toThrow(/UNIQUE constraint failed/);
-    expect(gate.inFlight()).toBe(1);
-    gate.open(new Error('EIO: i/o error, fdatasync'));
-    await expect(a).rejects.toThrow(/EIO/);
-    const b = gc.submit(() => ins.run('b', 1).changes);
-    await turn();
+    const clash = gc.submit(() => ins.run('a', 2)); // refused because of `a`, which is not on disk yet
+    expect(await state(clash)).toBe('pending');
     gate.open();
-    await expect(b).resolves.toBe(1);
+    await expect(clash).rejects.toThrow(/UNIQUE constraint failed/);
+    await expect(a).resolves.toBeDefined();
     other.close();
   });
 
-  it('whenDurable() waits for the sync in flight; flush() and close() for everything submitted', async () => {
-    const { gate, gc, ins, other } = setUp();
-    await expect(state(gc.whenDurable())).resolves.toBe('resolved');
-    void gc.submit(() => ins.run('a', 1));
+  it('splits a long queue into batches of maxBatch and syncs once after all of them', async () => {
+    const { gate, gc, ins, other, committed } = setUp({ maxBatch: 2 });
+    const all = ['a', 'b', 'c', 'd', 'e'].map((k) => gc.submit(() => ins.run(k, 0).changes));
     await turn();
-    const durable = gc.whenDurable();
-    const flushed = gc.flush();
-    const closed = gc.close();
-    expect(await state(durable)).toBe('pending');
-    expect(await state(flushed)).toBe('pending');
+    expect(committed()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(gate.calls()).toBe(1);
     gate.open();
-    await Promise.all([durable, flushed, closed]);
+    await expect(Promise.all(all)).resolves.toEqual([1, 1, 1, 1, 1]);
+    other.close();
+  });
+
+  it('rejects a batch whose COMMIT fails without starting a sync, and puts the connection back to FULL', async () => {
+    sqlite.db.exec('CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (pid INTEGER REFERENCES parent(id))');
+    sqlite.db.pragma('foreign_keys = ON');
+    const { gate, gc, ins, other, committed, level } = setUp();
+    const a = gc.submit(() => ins.run('a', 1));
+    const b = gc.submit(() => {
+      sqlite.db.pragma('defer_foreign_keys = ON'); // refused only at COMMIT
+      sqlite.db.prepare('INSERT INTO child VALUES (42)').run();
+    });
+    await expect(a).rejects.toThrow(/FOREIGN KEY/);
+    await expect(b).rejects.toThrow(/FOREIGN KEY/);
+    expect(committed()).toEqual([]);
+    expect(gate.calls()).toBe(0);
+    expect(level()).toBe(2);
+    other.close();
+  });
+
+  it('rejects the batch of a sync that fails at once (the WAL cannot be opened) and goes on', async () => {
+    sqlite.db.pragma('synchronous = FULL');
+    const real = createWalSync(sqlite.db)!;
+    let failNext = true;
+    const walSync: WalSync = {
+      sync(done) {
+        if (!failNext) return real.sync(done);
+        failNext = false;
+        done(new Error('ENOENT: no such file or directory')); // called back before sync() returns
+      },
+      failure: () => real.failure(),
+      close: () => real.close(),
+    };
+    const gc = createGroupCommitter(sqlite.db, { walSync });
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
+    await expect(gc.submit(() => ins.run('a', 1))).rejects.toThrow(/ENOENT/);
+    await expect(gc.submit(() => ins.run('b', 1).changes)).resolves.toBe(1);
+  });
+
+  it('acknowledges nothing after a failed fdatasync: its batch and every later one are refused', async () => {
+    sqlite.db.pragma('synchronous = FULL');
+    let syscalls = 0;
+    const dyingDisk = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      syscalls++;
+      if (syscalls === 1) fdatasync(fd, cb);
+      else setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+    }) as typeof fdatasync;
+    const walSync = createWalSync(sqlite.db, { fdatasync: dyingDisk })!;
+    const gc = createGroupCommitter(sqlite.db, { walSync });
+    const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
+    await expect(gc.submit(() => ins.run('a', 1).changes)).resolves.toBe(1);
+    expect(walSync.failure()).toBeNull();
+    await expect(gc.submit(() => ins.run('b', 1))).rejects.toThrow(/WAL sync failed.*EIO/);
+    expect(walSync.failure()?.message).toMatch(/EIO/);
+    await expect(gc.submit(() => ins.run('c', 1))).rejects.toThrow(/WAL sync failed.*EIO/);
+    expect(syscalls).toBe(2); // the failure is final: no sync is tried again
+    walSync.close();
+  });
+
+  it('flush() waits for what was submitted before it, not for a quiet moment', async () => {
+    const { gate, gc, ins, other } = setUp();
+    const syncStarted = async () => {
+      while (gate.inFlight() === 0) await turn();
+    };
+    void gc.submit(() => ins.run('a', 1));
+    await syncStarted(); // a committed, its sync in flight
+    const flushed = gc.flush();
+    const b = gc.submit(() => ins.run('b', 1));
+    expect(await state(flushed)).toBe('pending');
+    gate.open(); // a durable; the flush marker and b commit together
+    await syncStarted();
+    const c = gc.submit(() => ins.run('c', 1)); // and more keeps arriving
+    gate.open();
+    await flushed;
+    await b;
+    expect(await state(c)).toBe('pending');
+    await syncStarted();
+    gate.open();
+    await c;
     other.close();
   });
 
@@ -175,7 +254,8 @@ describe('group commit with the WAL synced off the event loop', () => {
     const gc = createGroupCommitter(sqlite.db, { walSync });
     const ins = sqlite.db.prepare('INSERT INTO t VALUES (?, ?)');
     await expect(Promise.all(['a', 'b'].map((k) => gc.submit(() => ins.run(k, 0).changes)))).resolves.toEqual([1, 1]);
-    await gc.close();
+    await gc.flush();
+    walSync.close();
     expect(rows()).toEqual([{ k: 'a', v: 0 }, { k: 'b', v: 0 }]);
 
     const memory = new Database(':memory:');
@@ -193,6 +273,7 @@ describe('createWalSync', () => {
     expect(await sync()).toBeNull();
     unlinkSync(`${sqlite.file}-wal`); // only SQLite's last close does this; a stale descriptor must not pass for it
     expect((await sync())?.message).toMatch(/ENOENT/);
+    expect(walSync.failure()).toBeNull(); // nothing was synced, nothing lost: not final
     writeFileSync(`${sqlite.file}-wal`, '');
     expect(await sync()).toBeNull();
     walSync.close();

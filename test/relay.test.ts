@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { WalSync } from '../src/db/wal-sync.js';
 import { createOutboxRelay } from '../src/queue/relay.js';
 import { createHarness, type Harness } from './harness.js';
 
@@ -8,32 +9,58 @@ afterEach(async () => {
   h = null;
 });
 
+/** The harness's real WAL sync behind a gate the test opens, or fails. */
+function gated(real: WalSync) {
+  const waiting: Array<(err: Error | null) => void> = [];
+  return {
+    inFlight: () => waiting.length,
+    open(err: Error | null = null) {
+      const done = waiting.shift()!;
+      if (err) done(err);
+      else real.sync(done);
+    },
+    sync: { sync: (done: (err: Error | null) => void) => void waiting.push(done), failure: () => null, close: () => {} } satisfies WalSync,
+  };
+}
+
 describe('outbox relay', () => {
-  it('hands over nothing before whenDurable() says the rows are on disk', async () => {
+  function setUp() {
     h = createHarness();
-    const { db, clock, log, queues, redis, config } = h.deps;
-    let markDurable: () => void = () => {};
-    const durable = new Promise<void>((r) => (markDurable = r));
-    let asked = 0;
+    const { db, clock, log, queues, redis, config, walSync } = h.deps;
+    expect(walSync).not.toBeNull(); // the gateway's own relay gets the real one
+    const gate = gated(walSync!);
     const relay = createOutboxRelay({
       db,
       clock,
       log,
       targets: { acdQueue: queues.acd, deliveriesQueue: queues.deliveries, publisher: redis, queuePrefix: config.queuePrefix },
-      whenDurable: () => (asked++, durable),
+      walSync: gate.sync,
     });
     db.$client.prepare("INSERT INTO outbox (kind, payload, created_at) VALUES ('dispatch', ?, ?)").run(JSON.stringify({ channelId: 'ch_relay' }), clock.now());
+    const leases = () => db.$client.prepare('SELECT claimed_until FROM outbox').pluck().all();
+    return { gate, relay, queues, leases, db };
+  }
 
+  it('syncs the WAL before it hands claimed rows over: nothing reaches Redis that SQLite could still lose', async () => {
+    const { gate, relay, queues, leases, db } = setUp();
     const drained = relay.drain();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(asked).toBe(1);
-    expect(db.$client.prepare('SELECT claimed_until FROM outbox').pluck().all()).toEqual([null]); // not even leased
-    expect(await queues.acd.count()).toBe(0);
-
-    markDurable();
+    while (gate.inFlight() === 0) await new Promise((r) => setImmediate(r));
+    expect(leases()).toEqual([expect.any(Number)]); // claimed…
+    expect(await queues.acd.count()).toBe(0); // …but not handed over before the sync
+    gate.open();
     await expect(drained).resolves.toBe(1);
     expect(db.$client.prepare('SELECT count(*) FROM outbox').pluck().get()).toBe(0);
     const jobs = await queues.acd.getJobs(['waiting', 'prioritized', 'delayed', 'active', 'completed']);
     expect(jobs.map((j) => j.data)).toEqual([{ channelId: 'ch_relay' }]);
+  });
+
+  it('keeps the rows and releases their lease when the sync fails', async () => {
+    const { gate, relay, queues, leases } = setUp();
+    const drained = relay.drain();
+    while (gate.inFlight() === 0) await new Promise((r) => setImmediate(r));
+    gate.open(new Error('WAL sync failed: EIO'));
+    await expect(drained).rejects.toThrow(/EIO/);
+    expect(leases()).toEqual([null]); // the next pass, here or in another process, takes it
+    expect(await queues.acd.count()).toBe(0);
   });
 });

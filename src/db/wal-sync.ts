@@ -5,25 +5,42 @@ import type Database from 'better-sqlite3';
 /**
  * Makes a WAL-mode database's commits durable off the event loop: `fdatasync` of the WAL file on
  * libuv's threadpool. Commits made with `synchronous = NORMAL` are in the WAL (in the OS page
- * cache) but not yet on disk; one sync after them makes them durable, because SQLite only appends
- * to the WAL (or, after a checkpoint that copied everything, rewrites it from its start) and an
- * fdatasync covers every page of the file written before it.
+ * cache) but not yet on disk; one sync after them makes them durable, because a commit's frames
+ * are in the WAL file before any connection, in any process, can see the commit, SQLite only
+ * appends to the WAL (or rewrites it from its start once a checkpoint has copied every frame into
+ * the database file and synced it), and an fdatasync covers every page of the file written before
+ * it.
+ *
+ * A failed fdatasync is final. Linux may mark the pages whose write failed as clean, so a later
+ * sync can succeed without writing them: acknowledging anything after that could acknowledge a
+ * commit whose WAL no longer holds together. So from then on every sync fails with the first
+ * error, and `failure()` says so (readiness reports it: the gateway needs a restart).
  */
 export interface WalSync {
   /** Calls back once every commit made before the call is on disk (or with the error). */
   sync(done: (err: Error | null) => void): void;
+  /** The fdatasync error that stopped all syncing, if one did. */
+  failure(): Error | null;
   close(): void;
 }
 
-/** A WalSync for `sqlite`'s WAL file, or null when it has none (in memory, or not in WAL mode). */
-export function createWalSync(sqlite: Database.Database): WalSync | null {
+/**
+ * A WalSync for `sqlite`'s WAL file, or null when it has none (in memory, or not in WAL mode).
+ * `fdatasync` is node:fs's; a fault test passes one that fails like a dying disk.
+ */
+export function createWalSync(sqlite: Database.Database, { fdatasync: syncFile = fdatasync } = {}): WalSync | null {
   if (sqlite.memory) return null;
   if (sqlite.pragma('journal_mode', { simple: true }) !== 'wal') return null;
   // Absolute now: DATA_DIR may be relative, and the file is opened at the first sync.
   const walPath = path.resolve(`${sqlite.name}-wal`);
   let fd: number | null = null;
+  let failed: Error | null = null;
   return {
     sync(done) {
+      if (failed) {
+        done(failed);
+        return;
+      }
       try {
         // SQLite deletes the WAL only when its last connection closes; should it ever be
         // recreated, the descriptor of the unlinked file would sync nothing that matters.
@@ -33,11 +50,15 @@ export function createWalSync(sqlite: Database.Database): WalSync | null {
         }
         fd ??= openSync(walPath, 'r');
       } catch (err) {
-        done(err as Error);
+        done(err as Error); // nothing was synced, nothing was lost: the next sync tries again
         return;
       }
-      fdatasync(fd, (err) => done(err));
+      syncFile(fd, (err) => {
+        if (err && !failed) failed = new Error(`WAL sync failed, nothing more is acknowledged until a restart: ${err.message}`, { cause: err });
+        done(err ? failed : null);
+      });
     },
+    failure: () => failed,
     close() {
       if (fd !== null) closeSync(fd);
       fd = null;

@@ -4,7 +4,7 @@ import type { WalSync } from '../db/wal-sync.js';
 /**
  * Group commit: work submitted while the event loop is busy runs together in one transaction at
  * the next turn, so one fsync covers many webhooks. One item's failure rolls back only that item
- * (see runBatch). A promise resolves only once its transaction is committed and on disk.
+ * (see runBatch). A promise settles only once its transaction is committed and on disk.
  *
  * With a `walSync` (a WAL-mode database file, see src/db/wal-sync.ts) the fsync leaves the event
  * loop: a batch commits with `synchronous = NORMAL` (into the WAL, not yet synced) and one
@@ -13,19 +13,14 @@ import type { WalSync } from '../db/wal-sync.js';
  * and goes in the next batch, right after it. So there is one commit per sync, as with a
  * synchronous commit, but the event loop parses, verifies and normalizes the next requests during
  * the sync instead of blocking in it. Other writes on the connection keep its own setting.
+ *
+ * Committed rows are visible (to this connection and to others) before their sync returns. Code
+ * that acts outside the database on rows it reads syncs the WAL itself first (the outbox relay).
  */
 export interface GroupCommitter {
   submit<T>(work: () => T): Promise<T>;
-  /** Waits until everything submitted so far is committed and durable. */
+  /** Waits until everything submitted before the call has settled (committed and on disk, or refused). */
   flush(): Promise<void>;
-  /**
-   * Resolves once everything already committed through this committer is on disk (at once when
-   * nothing waits for a sync). Code that acts outside the database on what it reads (the outbox
-   * relay) waits for this first, so it never hands over rows a power cut could still take back.
-   */
-  whenDurable(): Promise<void>;
-  /** Waits for everything submitted, then releases the WAL descriptor. */
-  close(): Promise<void>;
 }
 
 interface Pending {
@@ -47,19 +42,14 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   let queue: Pending[] = [];
   /** A flushNow is scheduled (setImmediate). */
   let scheduled = false;
-  /** A WAL sync is in flight; `synced` settles when it returns. */
+  /** A WAL sync is in flight: nothing commits until it returns. */
   let syncing = false;
-  let synced: Promise<void> = Promise.resolve();
-  /** Something is queued, scheduled or syncing; `idle` settles when none is. */
-  let busy = false;
-  let idle: Promise<void> = Promise.resolve();
-  let markIdle: () => void = () => {};
 
-  // Deferring needs a connection that would otherwise sync at every commit (FULL or EXTRA).
+  // Deferring needs a connection that would otherwise sync at every commit (FULL or EXTRA). The
+  // setting is switched with exec, not a prepared statement: SQLite applies a PRAGMA when it is
+  // compiled, so a prepared one would skip the first run.
   const durableLevel = sqlite.pragma('synchronous', { simple: true }) as number;
   const deferSync = walSync !== null && durableLevel >= 2;
-  const relaxSync = sqlite.prepare('PRAGMA synchronous = NORMAL');
-  const restoreSync = sqlite.prepare(`PRAGMA synchronous = ${durableLevel}`);
 
   const savepoint = sqlite.prepare('SAVEPOINT item');
   const release = sqlite.prepare('RELEASE item');
@@ -120,41 +110,38 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   }
 
   function schedule(): void {
-    if (!busy) {
-      busy = true;
-      idle = new Promise<void>((r) => (markIdle = r));
-    }
     if (scheduled) return;
     scheduled = true;
     setImmediate(flushNow);
   }
 
-  function maybeIdle(): void {
-    if (busy && !scheduled && !syncing && queue.length === 0) {
-      busy = false;
-      markIdle();
-    }
-  }
-
-  /** Commits one batch; false when the COMMIT itself failed (then every item is rejected). */
+  /**
+   * Commits one batch; false when it did not commit (then every item is rejected). Under deferral
+   * a failure to put the connection back to its own setting stops everything: the commit itself
+   * happened, but later writers on the connection would no longer sync.
+   */
   function commit(batch: Pending[]): boolean {
-    try {
-      if (!deferSync) {
-        runBatch(batch);
-        return true;
-      }
-      relaxSync.run();
+    if (!deferSync) {
       try {
         runBatch(batch);
-      } finally {
-        restoreSync.run();
+        return true;
+      } catch (error) {
+        // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
+        for (const item of batch) item.reject(error);
+        return false;
       }
-      return true;
-    } catch (error) {
-      // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
-      for (const item of batch) item.reject(error);
-      return false;
     }
+    let failure: unknown = null;
+    try {
+      sqlite.exec('PRAGMA synchronous = NORMAL');
+      runBatch(batch);
+    } catch (error) {
+      failure = error;
+    }
+    sqlite.exec(`PRAGMA synchronous = ${durableLevel}`);
+    if (failure === null) return true;
+    for (const item of batch) item.reject(failure);
+    return false;
   }
 
   function flushNow(): void {
@@ -165,52 +152,41 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
       const batch = queue.length > maxBatch ? queue.splice(0, maxBatch) : queue;
       if (batch === queue) queue = [];
       if (!commit(batch)) continue;
-      for (const item of batch) {
-        // Without deferral the COMMIT synced. A rolled-back item wrote nothing: nothing to wait for.
-        if (deferSync && item.ok) toSync.push(item);
-        else settle(item);
-      }
+      // Under deferral every item waits for the sync, refused ones too: a refusal may rest on
+      // what an earlier item of the batch wrote, which is only certain once it is on disk.
+      if (deferSync) toSync.push(...batch);
+      else for (const item of batch) settle(item);
     }
     if (toSync.length > 0) startSync(toSync);
-    else maybeIdle();
   }
 
   function startSync(items: Pending[]): void {
     syncing = true;
-    let markSynced: () => void = () => {};
-    synced = new Promise<void>((r) => (markSynced = r));
     walSync!.sync((err) => {
       syncing = false;
-      // A failed sync leaves the batch committed but perhaps not on disk. It is not acknowledged,
-      // so the sender retries, and the retry is a duplicate, answered once a later sync succeeds.
+      // A failed sync leaves the batch committed but perhaps not on disk: none of it is
+      // acknowledged, and WalSync refuses every later sync (see wal-sync.ts), so nothing after
+      // it is either.
       for (const item of items) {
         if (err) item.reject(err);
         else settle(item);
       }
-      markSynced();
       if (queue.length > 0) schedule();
-      else maybeIdle();
     });
   }
 
+  const nothing = () => undefined;
   return {
     submit<T>(work: () => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         queue.push({ work, resolve: resolve as (v: unknown) => void, reject, ok: false, outcome: undefined });
-        if (!syncing) schedule(); // else the sync's callback schedules it (busy stays true meanwhile)
+        if (!syncing) schedule(); // else the sync's callback schedules it
       });
     },
     flush() {
-      return busy ? idle : Promise.resolve();
-    },
-    whenDurable() {
-      // A batch commits only while no sync is in flight, and starts one at once: whatever is
-      // committed and not yet durable is covered by the sync in flight.
-      return syncing ? synced : Promise.resolve();
-    },
-    async close() {
-      while (busy) await idle;
-      walSync?.close();
+      // An empty item behind everything submitted so far: batches commit and sync in order.
+      if (queue.length === 0 && !syncing && !scheduled) return Promise.resolve();
+      return this.submit(nothing).then(nothing, nothing);
     },
   };
 }

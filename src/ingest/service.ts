@@ -3,7 +3,7 @@ import { providerFor } from '../providers/registry.js';
 import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
 import type { ServiceContext } from '../services.js';
 import { watchTable } from '../db/table-watch.js';
-import type { GroupCommitter } from './group-commit.js';
+import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
 import { createIngestStore, type ApplyOutcome, type IngestChannel } from './store.js';
 
 /**
@@ -36,7 +36,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function createIngestService(ctx: ServiceContext, opts: { committer?: GroupCommitter } = {}) {
   const sqlite = ctx.db.$client;
   const store = createIngestStore(sqlite);
-  const committer = opts.committer ?? ctx.commits;
+  const committer = opts.committer ?? createGroupCommitter(sqlite, { walSync: ctx.walSync });
   const cols = 'id, provider, messenger, conversation_type, chatbot_id, phone_number_id';
   const byKey = sqlite.prepare(`SELECT ${cols} FROM channels WHERE webhook_key = ? AND deleted_at IS NULL`);
   const byPhone = sqlite.prepare(

@@ -3,7 +3,7 @@ import { agentEvent, changeHold, recordHistory } from '../acd/transitions.js';
 import { writeFirstProviders } from '../channels/settings.js';
 import { agents, channelAgents, channels, contacts, conversations } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import type { GroupCommitter } from '../ingest/group-commit.js';
+import { createGroupCommitter, type GroupCommitter } from '../ingest/group-commit.js';
 import { newId } from '../lib/ids.js';
 import type { OutboundContent, ProviderName } from '../providers/types.js';
 import { addToOutbox } from '../queue/outbox.js';
@@ -62,8 +62,8 @@ export function normalizeRecipient(provider: ProviderName, to: string): string {
 
 export function createOutboundService(ctx: ServiceContext, opts: { committer?: GroupCommitter } = {}) {
   const { db, clock } = ctx;
-  // Replies and attempt results are group-committed (with webhooks): one WAL sync covers every concurrent one.
-  const committer = opts.committer ?? ctx.commits;
+  // Replies and attempt results are group-committed: one WAL sync covers every concurrent one.
+  const committer = opts.committer ?? createGroupCommitter(db.$client, { walSync: ctx.walSync });
   const store = createDeliveryStore(ctx, committer);
   const ops = createDeliveryOps(ctx);
   const storeOutbound = createOutboundWriter(db.$client);

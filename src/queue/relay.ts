@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
+import type { WalSync } from '../db/wal-sync.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../log.js';
 import { deliveryJobSpec } from './delivery-jobs.js';
@@ -48,13 +49,14 @@ export function createOutboxRelay(opts: {
   log: Logger;
   targets: RelayTargets;
   /**
-   * Resolves once every row committed so far is on disk. Rows the group committer wrote before
-   * their WAL sync are visible to this connection already; a pass waits for this first, so nothing
-   * leaves for Redis that a power cut could still take back from SQLite.
+   * Syncs the WAL (src/db/wal-sync.ts). Group-committed rows are visible before their WAL sync
+   * returns, in this process and in any other on the same file, so a pass that claimed rows syncs
+   * the WAL before it hands them over: nothing leaves for Redis that a power cut could still take
+   * back from SQLite. Null (a database without a WAL file) hands over at once.
    */
-  whenDurable?: () => Promise<void>;
+  walSync: WalSync | null;
 }): OutboxRelay {
-  const { db, clock, log, targets, whenDurable } = opts;
+  const { db, clock, log, targets, walSync } = opts;
   let pending = false;
   let stopped = true;
   let timer: NodeJS.Timeout | null = null;
@@ -160,12 +162,13 @@ export function createOutboxRelay(opts: {
     let moved = 0;
     let handedOver: number[] = [];
     for (;;) {
-      if (whenDurable) await whenDurable();
       const rows = ackAndClaim(handedOver);
       handedOver = [];
       if (rows.length === 0) return moved;
       const ids = rows.map((r) => r.id);
       try {
+        // Every row read above was in the WAL file before the read: one sync makes them all durable.
+        if (walSync) await new Promise<void>((resolve, reject) => walSync.sync((err) => (err ? reject(err) : resolve())));
         await handOver(rows);
       } catch (err) {
         // Release the lease so the next run (here or in another process) retries at once.
@@ -190,7 +193,7 @@ export function createOutboxRelay(opts: {
         // Capped low: an outage costs one claim every 5 s, and work flows within seconds of Redis returning.
         delay = Math.min(IDLE_POLL_MS * 2 ** Math.min(failures, 4), 5_000);
         if (failures === 1 || failures % 20 === 0) {
-          log.warn({ err: (err as Error).message, failures }, 'outbox relay cannot reach Redis; rows kept, retrying');
+          log.warn({ err: (err as Error).message, failures }, 'outbox relay could not hand rows over (Redis unreachable, or the WAL sync failed); rows kept, retrying');
         }
       }
       if (stopped) break;
