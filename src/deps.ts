@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, type fdatasync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -54,6 +54,8 @@ export interface BuildOptions {
   fetch?: typeof fetch;
   /** Defaults to node:crypto's engine; tests may pass webCryptoMac. */
   mac?: MacEngine;
+  /** The WAL's fdatasync (node:fs's); fault tests pass one that fails like a dying disk. */
+  fdatasync?: typeof fdatasync;
 }
 
 function buildServices(ctx: ServiceContext) {
@@ -113,7 +115,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
   const queues = { acd: new Queue(QUEUE_ACD, queueOpts), deliveries: new Queue(QUEUE_DELIVERIES, queueOpts) };
   for (const q of Object.values(queues)) q.on('error', () => {});
 
-  const walSync = createWalSync(db.$client);
+  const walSync = createWalSync(db.$client, opts.fdatasync ? { fdatasync: opts.fdatasync } : {});
   const relay = createOutboxRelay({
     db,
     walSync,

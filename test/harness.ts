@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { buildDeps, closeDeps, type Deps } from '../src/deps.js';
+import { buildDeps, closeDeps, type BuildOptions, type Deps } from '../src/deps.js';
 import { FakeClock, type Clock } from '../src/lib/clock.js';
 import { createLogger } from '../src/log.js';
 
@@ -93,11 +93,11 @@ export interface Harness {
 }
 
 /** Real dependencies for one test: a fresh SQLite file with migrations, real Redis, unique prefix. */
-export function createHarness(opts: { env?: Record<string, string>; clock?: Clock; fetch?: typeof fetch } = {}): Harness {
+export function createHarness(opts: { env?: Record<string, string>; clock?: Clock; fetch?: typeof fetch; fdatasync?: BuildOptions['fdatasync'] } = {}): Harness {
   const config = testConfig(opts.env);
   const logs = new LogSink();
   const clock = opts.clock ?? new FakeClock(Date.now());
-  const deps = buildDeps(config, { clock, log: createLogger('debug', logs), ...(opts.fetch ? { fetch: opts.fetch } : {}) });
+  const deps = buildDeps(config, { clock, log: createLogger('debug', logs), ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.fdatasync ? { fdatasync: opts.fdatasync } : {}) });
   const app = createApp(deps);
   return {
     deps,
