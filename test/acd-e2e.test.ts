@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/lib/clock.js';
-import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { startWorkers, type Workers } from '../src/queue/workers.js';
-import { channelBody, createHarness, json, type Harness } from './harness.js';
+import { channelBody, createHarness, json, postSignedWaba, wabaTextBody, type Harness } from './harness.js';
 import { SseReader } from './sse.js';
 
 /** End to end: webhook → outbox → BullMQ → ACD worker → offer over SSE, with real Redis and real 1 s timers. */
@@ -22,20 +21,7 @@ afterEach(async () => {
 const SECRET = 'e2e-app-secret';
 
 async function postText(harness: Harness, webhookUrl: string, id: string, from: string, phoneNumberId: string) {
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [{ id: '1', changes: [{ field: 'messages', value: {
-      messaging_product: 'whatsapp',
-      metadata: { display_phone_number: '1555', phone_number_id: phoneNumberId },
-      contacts: [{ profile: { name: 'Ana' }, wa_id: from }],
-      messages: [{ from, id, timestamp: '1767225600', type: 'text', text: { body: 'hello' } }],
-    } }] }],
-  });
-  const res = await harness.app.request(new URL(webhookUrl).pathname, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', SECRET, body))}` },
-    body,
-  });
+  const res = await postSignedWaba(harness, webhookUrl, SECRET, wabaTextBody(id, from, phoneNumberId));
   expect(res.status).toBe(200);
 }
 

@@ -1,7 +1,6 @@
 import { fdatasync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bytesToHex, hmac } from '../src/lib/crypto.js';
-import { channelBody, createHarness, json, type Harness } from './harness.js';
+import { channelBody, createHarness, json, postSignedWaba, wabaTextBody, type Harness } from './harness.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -9,17 +8,7 @@ afterEach(async () => {
   h = null;
 });
 
-function textPayload(id: string, from: string) {
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [{ id: '1', changes: [{ field: 'messages', value: {
-      messaging_product: 'whatsapp',
-      metadata: { display_phone_number: '1555', phone_number_id: '3001' },
-      contacts: [{ profile: { name: 'Ana' }, wa_id: from }],
-      messages: [{ from, id, timestamp: '1767225600', type: 'text', text: { body: 'hi' } }],
-    } }] }],
-  });
-}
+const wabaText = (id: string, from: string) => wabaTextBody(id, from, '3001');
 
 describe('a disk that fails the WAL sync', () => {
   it('acknowledges nothing from the failed sync on, and readiness says the gateway needs a restart', async () => {
@@ -32,16 +21,11 @@ describe('a disk that fails the WAL sync', () => {
     const ch = await json(await h.api('POST', '/api/channels', channelBody({
       messenger: { provider: 'whatsapp_business', phoneNumberId: '3001', accessToken: 't', appSecret: 's3cret', verifyToken: 'v' },
     })));
-    const post = async (body: string) =>
-      h!.app.request(new URL(ch.webhookUrl).pathname, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', 's3cret', body))}` },
-        body,
-      });
+    const post = (body: string) => postSignedWaba(h!, ch.webhookUrl, 's3cret', body);
 
-    expect((await post(textPayload('wamid.F1', '4915100001'))).status).toBe(200);
+    expect((await post(wabaText('wamid.F1', '4915100001'))).status).toBe(200);
     dying = true;
-    const failed = await post(textPayload('wamid.F2', '4915100002'));
+    const failed = await post(wabaText('wamid.F2', '4915100002'));
     expect(failed.status).toBe(500);
     expect(failed.headers.get('Content-Type')).toBe('application/problem+json');
     const ready = await h.app.request('/readyz');
@@ -49,8 +33,8 @@ describe('a disk that fails the WAL sync', () => {
     expect((await json(ready)).checks.sqlite).toMatch(/WAL sync failed.*EIO/);
 
     // The provider's retry finds the message already committed, yet is not acknowledged either.
-    expect((await post(textPayload('wamid.F2', '4915100002'))).status).toBe(500);
-    expect((await post(textPayload('wamid.F3', '4915100003'))).status).toBe(500);
+    expect((await post(wabaText('wamid.F2', '4915100002'))).status).toBe(500);
+    expect((await post(wabaText('wamid.F3', '4915100003'))).status).toBe(500);
     expect((await h.app.request('/healthz')).status).toBe(200); // alive, not ready
   });
 });

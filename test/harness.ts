@@ -8,6 +8,7 @@ import { createApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildDeps, closeDeps, type BuildOptions, type Deps } from '../src/deps.js';
 import { FakeClock, type Clock } from '../src/lib/clock.js';
+import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { createLogger } from '../src/log.js';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -159,4 +160,27 @@ export function channelBody(overrides: Record<string, unknown> = {}): Record<str
 
 export async function json<T = any>(res: Response): Promise<T> {
   return (await res.json()) as T;
+}
+
+/** A WhatsApp Business webhook body with one text message `id` from `from`, to `phoneNumberId`. */
+export function wabaTextBody(id: string, from: string, phoneNumberId: string): string {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '1555', phone_number_id: phoneNumberId },
+      contacts: [{ profile: { name: 'Ana' }, wa_id: from }],
+      messages: [{ from, id, timestamp: '1767225600', type: 'text', text: { body: 'hi' } }],
+    } }] }],
+  });
+}
+
+/** Posts `body` to a WABA channel's webhook URL, signed with `appSecret` as Meta signs it. */
+export async function postSignedWaba(h: Harness, webhookUrl: string, appSecret: string, body: string): Promise<Response> {
+  const sig = bytesToHex(await hmac('SHA-256', appSecret, body));
+  return h.app.request(new URL(webhookUrl).pathname, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${sig}` },
+    body,
+  });
 }

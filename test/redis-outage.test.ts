@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { bytesToHex, hmac } from '../src/lib/crypto.js';
-import { channelBody, createHarness, json, type Harness } from './harness.js';
+import { channelBody, createHarness, json, postSignedWaba, wabaTextBody, type Harness } from './harness.js';
 import { ownRedis, type OwnRedis } from './redis-server.js';
 
 let h: Harness | null = null;
@@ -13,17 +12,8 @@ afterEach(async () => {
   redis = null;
 });
 
-function textPayload(id: string, from: string) {
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [{ id: '1', changes: [{ field: 'messages', value: {
-      messaging_product: 'whatsapp',
-      metadata: { display_phone_number: '1555', phone_number_id: '2001' },
-      contacts: [{ profile: { name: 'Ana' }, wa_id: from }],
-      messages: [{ from, id, timestamp: '1767225600', type: 'text', text: { body: 'hi' } }],
-    } }] }],
-  });
-}
+
+const wabaText = (id: string, from: string) => wabaTextBody(id, from, '2001');
 
 describe('Redis outage', () => {
   it('keeps accepting and storing webhooks while Redis is down; queued work flows once it returns', async () => {
@@ -34,16 +24,11 @@ describe('Redis outage', () => {
     const ch = await json(await h.api('POST', '/api/channels', channelBody({
       messenger: { provider: 'whatsapp_business', phoneNumberId: '2001', accessToken: 't', appSecret: 's3cret', verifyToken: 'v' },
     })));
-    const post = async (body: string) =>
-      h!.app.request(new URL(ch.webhookUrl).pathname, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', 's3cret', body))}` },
-        body,
-      });
+    const post = (body: string) => postSignedWaba(h!, ch.webhookUrl, 's3cret', body);
 
     await redis.stop();
     const statuses: number[] = [];
-    for (let i = 0; i < 10; i++) statuses.push((await post(textPayload(`wamid.D${i}`, `4915100000${i}`))).status);
+    for (let i = 0; i < 10; i++) statuses.push((await post(wabaText(`wamid.D${i}`, `4915100000${i}`))).status);
     expect(statuses).toEqual(Array(10).fill(200));
     const outboxRows = () => h!.deps.db.$client.prepare("SELECT count(*) FROM outbox WHERE kind = 'dispatch'").pluck().get() as number;
     expect(h.deps.db.$client.prepare('SELECT count(*) FROM messages').pluck().get()).toBe(10);
