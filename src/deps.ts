@@ -115,7 +115,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
   const queues = { acd: new Queue(QUEUE_ACD, queueOpts), deliveries: new Queue(QUEUE_DELIVERIES, queueOpts) };
   for (const q of Object.values(queues)) q.on('error', () => {});
 
-  const walSync = createWalSync(db.$client, opts.fdatasync ? { fdatasync: opts.fdatasync } : {});
+  const walSync = createWalSync(db.$client, { fdatasync: opts.fdatasync });
   const relay = createOutboxRelay({
     db,
     walSync,

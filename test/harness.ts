@@ -7,6 +7,7 @@ import { afterEach, beforeEach } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { buildDeps, closeDeps, type BuildOptions, type Deps } from '../src/deps.js';
+import type { WalSync } from '../src/db/wal-sync.js';
 import { FakeClock, type Clock } from '../src/lib/clock.js';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { createLogger } from '../src/log.js';
@@ -98,7 +99,7 @@ export function createHarness(opts: { env?: Record<string, string>; clock?: Cloc
   const config = testConfig(opts.env);
   const logs = new LogSink();
   const clock = opts.clock ?? new FakeClock(Date.now());
-  const deps = buildDeps(config, { clock, log: createLogger('debug', logs), ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.fdatasync ? { fdatasync: opts.fdatasync } : {}) });
+  const deps = buildDeps(config, { clock, log: createLogger('debug', logs), ...(opts.fetch ? { fetch: opts.fetch } : {}), fdatasync: opts.fdatasync });
   const app = createApp(deps);
   return {
     deps,
@@ -183,4 +184,32 @@ export async function postSignedWaba(h: Harness, webhookUrl: string, appSecret: 
     headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${sig}` },
     body,
   });
+}
+
+/**
+ * The real WAL sync with a gate in front: each sync() waits until the test opens it (or fails it),
+ * so a test can look at the database while a sync is in flight. The fdatasync itself is real.
+ */
+export function gatedWalSync(real: WalSync) {
+  const waiting: Array<(err: Error | null) => void> = [];
+  let calls = 0;
+  return {
+    calls: () => calls,
+    inFlight: () => waiting.length,
+    /** Lets the oldest waiting sync run (or fail with `err` without syncing). */
+    open(err: Error | null = null) {
+      const done = waiting.shift();
+      if (!done) throw new Error('no sync in flight');
+      if (err) done(err);
+      else real.sync(done);
+    },
+    sync: {
+      sync(done: (err: Error | null) => void) {
+        calls++;
+        waiting.push(done);
+      },
+      failure: () => real.failure(),
+      close: () => real.close(),
+    } satisfies WalSync,
+  };
 }

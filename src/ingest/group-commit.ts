@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { relaxedSync } from '../db/relaxed-sync.js';
 import type { WalSync } from '../db/wal-sync.js';
 
 /**
@@ -45,11 +46,9 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   /** A WAL sync is in flight: nothing commits until it returns. */
   let syncing = false;
 
-  // Deferring needs a connection that would otherwise sync at every commit (FULL or EXTRA). The
-  // setting is switched with exec, not a prepared statement: SQLite applies a PRAGMA when it is
-  // compiled, so a prepared one would skip the first run.
-  const durableLevel = sqlite.pragma('synchronous', { simple: true }) as number;
-  const deferSync = walSync !== null && durableLevel >= 2;
+  // Deferring needs a connection that would otherwise sync at every commit.
+  const relaxed = relaxedSync(sqlite);
+  const deferSync = walSync !== null && relaxed.syncsEachCommit;
 
   const savepoint = sqlite.prepare('SAVEPOINT item');
   const release = sqlite.prepare('RELEASE item');
@@ -115,31 +114,25 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
     setImmediate(flushNow);
   }
 
+  /** runBatch, with what it threw as a value (null: committed). */
+  function tryBatch(batch: Pending[]): unknown {
+    try {
+      runBatch(batch);
+      return null;
+    } catch (error) {
+      return error;
+    }
+  }
+
   /**
    * Commits one batch; false when it did not commit (then every item is rejected). Under deferral
-   * a failure to put the connection back to its own setting stops everything: the commit itself
-   * happened, but later writers on the connection would no longer sync.
+   * a failure to put the connection back to its own setting is not caught here and stops
+   * everything: later writers on the connection would no longer sync.
    */
   function commit(batch: Pending[]): boolean {
-    if (!deferSync) {
-      try {
-        runBatch(batch);
-        return true;
-      } catch (error) {
-        // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
-        for (const item of batch) item.reject(error);
-        return false;
-      }
-    }
-    let failure: unknown = null;
-    try {
-      sqlite.exec('PRAGMA synchronous = NORMAL');
-      runBatch(batch);
-    } catch (error) {
-      failure = error;
-    }
-    sqlite.exec(`PRAGMA synchronous = ${durableLevel}`);
+    const failure = deferSync ? relaxed.run(() => tryBatch(batch)) : tryBatch(batch);
     if (failure === null) return true;
+    // The COMMIT itself failed (disk full, I/O error): nothing in the batch is acknowledged.
     for (const item of batch) item.reject(failure);
     return false;
   }

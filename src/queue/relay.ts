@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
+import { relaxedSync } from '../db/relaxed-sync.js';
 import type { WalSync } from '../db/wal-sync.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../log.js';
@@ -86,25 +87,14 @@ export function createOutboxRelay(opts: {
   // their state, agent events are at-least-once). So a pass commits with synchronous = NORMAL
   // (in WAL mode that risks no corruption, only the pass itself) and the next durable commit's
   // fsync carries it. The setting is the connection's: it is put back before anything else runs.
-  const durable = sqlite.pragma('synchronous', { simple: true }) as number;
-  const relaxSync = sqlite.prepare('PRAGMA synchronous = NORMAL');
-  const restoreSync = sqlite.prepare(`PRAGMA synchronous = ${durable}`);
-  function withoutFsync<T>(fn: () => T): T {
-    if (durable <= 1) return fn(); // already NORMAL or OFF
-    relaxSync.run();
-    try {
-      return fn();
-    } finally {
-      restoreSync.run();
-    }
-  }
+  const relaxed = relaxedSync(sqlite);
 
   /**
    * One transaction per pass: deletes the rows handed over in the previous pass and leases the
    * next batch (so each pass costs one commit, not two).
    */
   function ackAndClaim(handedOver: number[]): Array<{ id: number } & OutboxItem> {
-    return withoutFsync(() => claimPass.immediate(handedOver, clock.now()));
+    return relaxed.run(() => claimPass.immediate(handedOver, clock.now()));
   }
 
   async function handOver(items: OutboxItem[]): Promise<void> {
@@ -172,7 +162,7 @@ export function createOutboxRelay(opts: {
         await handOver(rows);
       } catch (err) {
         // Release the lease so the next run (here or in another process) retries at once.
-        withoutFsync(() => q.release.run(JSON.stringify(ids)));
+        relaxed.run(() => q.release.run(JSON.stringify(ids)));
         throw err;
       }
       handedOver = ids;
