@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createWalSync, type WalSync } from '../src/db/wal-sync.js';
 import { createGroupCommitter } from '../src/ingest/group-commit.js';
-import { useTempSqliteFile } from './harness.js';
+import { gatedWalSync, useTempSqliteFile } from './harness.js';
 
 const sqlite = useTempSqliteFile('gc.sqlite', 'CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
 
@@ -58,34 +58,6 @@ describe('group commit', () => {
     expect(rows()).toEqual([{ k: 'x', v: 1 }]);
   });
 });
-
-/**
- * The real WAL sync with a gate in front: each sync() waits until the test opens it (or fails it),
- * so a test can look at the database while a sync is in flight. The fdatasync itself is real.
- */
-function gatedWalSync(real: WalSync) {
-  const waiting: Array<(err: Error | null) => void> = [];
-  let calls = 0;
-  return {
-    calls: () => calls,
-    inFlight: () => waiting.length,
-    /** Lets the oldest waiting sync run (or fail with `err` without syncing). */
-    open(err: Error | null = null) {
-      const done = waiting.shift();
-      if (!done) throw new Error('no sync in flight');
-      if (err) done(err);
-      else real.sync(done);
-    },
-    sync: {
-      sync(done: (err: Error | null) => void) {
-        calls++;
-        waiting.push(done);
-      },
-      failure: () => real.failure(),
-      close: () => real.close(),
-    } satisfies WalSync,
-  };
-}
 
 const turn = () => new Promise((r) => setImmediate(r));
 /** 'pending' when `p` has not settled within a few turns of the event loop. */

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WalSync } from '../src/db/wal-sync.js';
 import { createOutboxRelay } from '../src/queue/relay.js';
-import { createHarness, type Harness } from './harness.js';
+import { createHarness, gatedWalSync, type Harness } from './harness.js';
 
 let h: Harness | null = null;
 afterEach(async () => {
@@ -9,26 +8,12 @@ afterEach(async () => {
   h = null;
 });
 
-/** The harness's real WAL sync behind a gate the test opens, or fails. */
-function gated(real: WalSync) {
-  const waiting: Array<(err: Error | null) => void> = [];
-  return {
-    inFlight: () => waiting.length,
-    open(err: Error | null = null) {
-      const done = waiting.shift()!;
-      if (err) done(err);
-      else real.sync(done);
-    },
-    sync: { sync: (done: (err: Error | null) => void) => void waiting.push(done), failure: () => null, close: () => {} } satisfies WalSync,
-  };
-}
-
 describe('outbox relay', () => {
   function setUp() {
     h = createHarness();
     const { db, clock, log, queues, redis, config, walSync } = h.deps;
     expect(walSync).not.toBeNull(); // the gateway's own relay gets the real one
-    const gate = gated(walSync!);
+    const gate = gatedWalSync(walSync!);
     const relay = createOutboxRelay({
       db,
       clock,
