@@ -74,11 +74,24 @@ export interface MacEngine {
   hmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string): Uint8Array | Promise<Uint8Array>;
   /** True when `mac` is the HMAC of `data` under `key`, compared in constant time. */
   verifyHmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, mac: Uint8Array): boolean | Promise<boolean>;
+  /**
+   * The same, for a MAC given as hex (either case), as signature headers carry it; false when `hex`
+   * is not whole bytes of hex.
+   */
+  verifyHmacHex(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, hex: string): boolean | Promise<boolean>;
   /** Constant-time string equality. */
   safeEqual(a: string, b: string): boolean | Promise<boolean>;
 }
 
-export const webCryptoMac: MacEngine = { hmac, verifyHmac, safeEqual };
+export const webCryptoMac: MacEngine = {
+  hmac,
+  verifyHmac,
+  verifyHmacHex(hash, key, data, hex) {
+    const mac = hexToBytes(hex);
+    return mac === null ? false : verifyHmac(hash, key, data, mac);
+  },
+  safeEqual,
+};
 
 /**
  * Maps a MAC check that may or may not be a promise (see MacEngine) to a verdict, staying
@@ -111,6 +124,13 @@ function hexDigit(code: number): number {
   if (code >= 48 && code <= 57) return code - 48; // 0-9
   const lower = code | 0x20; // A-F → a-f
   return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/** True when `s` is non-empty, whole bytes of hex (either case). */
+export function isHex(s: string): boolean {
+  if (s.length === 0 || s.length % 2 !== 0) return false;
+  for (let i = 0; i < s.length; i++) if (hexDigit(s.charCodeAt(i)) < 0) return false;
+  return true;
 }
 
 /**

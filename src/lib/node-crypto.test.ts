@@ -20,6 +20,26 @@ describe('nodeMac computes what Web Crypto computes', () => {
     );
   });
 
+  it('verifies a MAC given as hex in either case, as Web Crypto does; refuses hex that is not whole bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(hash, bytesOrString.filter((k) => k.length > 0), bytesOrString, fc.boolean(), async (h, key, data, upper) => {
+        const hex = Buffer.from(nodeMac.hmac(h, key, data)).toString('hex');
+        const given = upper ? hex.toUpperCase() : hex;
+        expect(nodeMac.verifyHmacHex(h, key, data, given)).toBe(true);
+        expect(await webCryptoMac.verifyHmacHex(h, key, data, given)).toBe(true);
+        // Not hex at one place (a decoder that stops there shortens it), trailing junk after a
+        // whole MAC (which such a decoder drops), one digit changed, one digit short, one byte short.
+        const at = hex.length >> 1;
+        const bad = [`${hex.slice(0, at)}g${hex.slice(at + 1)}`, `${hex}g`, `${hex}0`, `${hex.slice(0, -1)}${hex.endsWith('0') ? '1' : '0'}`, hex.slice(0, -1), hex.slice(0, -2)];
+        for (const b of bad) {
+          expect(nodeMac.verifyHmacHex(h, key, data, b), b).toBe(false);
+          expect(await webCryptoMac.verifyHmacHex(h, key, data, b), b).toBe(false);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('refuses an empty key, as Web Crypto does', async () => {
     expect(() => nodeMac.hmac('SHA-256', '', 'data')).toThrow();
     expect(() => nodeMac.verifyHmac('SHA-256', new Uint8Array(0), 'data', new Uint8Array(32))).toThrow();

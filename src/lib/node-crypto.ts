@@ -38,6 +38,13 @@ export const nodeMac = {
     // The length of a MAC is public (it is fixed by the algorithm).
     return mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
   },
+  verifyHmacHex(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, hex: string): boolean {
+    // Decoded natively: Buffer.from stops at the first character that is not hex, so a MAC that
+    // is not whole bytes of hex comes out short and is refused by the length check.
+    const mac = Buffer.from(hex, 'hex');
+    const expected = hmac(hash, key, data);
+    return mac.byteLength * 2 === hex.length && mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
+  },
   safeEqual(a: string, b: string): boolean {
     // Fixed-length digests, so neither content nor length leaks through the comparison.
     return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest()) && a === b;

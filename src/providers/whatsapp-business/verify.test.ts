@@ -46,6 +46,25 @@ describeEachMacEngine(() => {
       expect(result.ok).toBe(false);
     });
 
+    it('names the fault: malformed for anything but sha256= and 64 hex digits, mismatch for a wrong MAC', async () => {
+      const sig = await sign(fixture);
+      const reason = async (header: string) => {
+        const result = await verifyWhatsAppBusiness(input(fixture, { 'X-Hub-Signature-256': header }), { appSecret });
+        return result.ok ? 'ok' : result.reason;
+      };
+      expect(await reason(sig)).toBe('ok');
+      expect(await reason(`  ${sig} `)).toBe('ok');
+      // The right MAC with its last digit, or a digit in the middle, made not hex.
+      expect(await reason(`${sig.slice(0, -1)}g`)).toBe('malformed X-Hub-Signature-256');
+      expect(await reason(`${sig.slice(0, 20)}x${sig.slice(21)}`)).toBe('malformed X-Hub-Signature-256');
+      expect(await reason(`sha256=${'zz'.repeat(32)}`)).toBe('malformed X-Hub-Signature-256');
+      expect(await reason(sig.slice(0, -2))).toBe('malformed X-Hub-Signature-256');
+      expect(await reason(`SHA256=${sig.slice(7)}`)).toBe('malformed X-Hub-Signature-256');
+      expect(await reason(await sign(fixture, 'another-secret'))).toBe('signature mismatch');
+      const flipped = `${sig.slice(0, -1)}${sig.endsWith('0') ? '1' : '0'}`;
+      expect(await reason(flipped)).toBe('signature mismatch');
+    });
+
     it('verifies the raw bytes Meta sent, not a re-serialisation (non-ASCII escaped as \\uXXXX)', async () => {
       // Meta sends non-ASCII as JSON escapes: the backslashes are literally in the bytes.
       const raw = enc.encode('{"text":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}');

@@ -46,6 +46,19 @@ describeEachMacEngine(() => {
       expect((await verifyWhatsApp(input(raw, await headers()), { hmacKey: key })).ok).toBe(false);
     });
 
+    it('names the fault: malformed for anything but 128 hex digits, mismatch for a wrong MAC', async () => {
+      const mac = await sign(body);
+      const reason = async (header: string) => {
+        const result = await verifyWhatsApp(input(body, { 'X-Webhook-Hmac': header }), { hmacKey });
+        return result.ok ? 'ok' : result.reason;
+      };
+      expect(await reason(mac)).toBe('ok');
+      expect(await reason(`${mac.slice(0, -1)}g`)).toBe('malformed X-Webhook-Hmac');
+      expect(await reason(`${mac.slice(0, 64)}-${mac.slice(65)}`)).toBe('malformed X-Webhook-Hmac');
+      expect(await reason(mac.slice(0, -2))).toBe('malformed X-Webhook-Hmac');
+      expect(await reason(await sign(body, 'another-key'))).toBe('signature mismatch');
+    });
+
     it('signs raw bytes: a re-serialised body fails', async () => {
       const raw = enc.encode('{"event":"message","payload":{"body":"Gr\\u00fc\\u00dfe \\ud83d\\ude00"}}');
       const mac = await sign(raw);

@@ -7,8 +7,8 @@
  * Replay:    none; the signature covers no timestamp. Deliveries are deduped on `payload.id`.
  * Docs:      https://waha.devlike.pro/docs/how-to/webhooks/#hmac-authentication
  */
-import { hexToBytes, webCryptoMac } from '../../lib/crypto.js';
-import { macVerdict } from '../helpers.js';
+import { webCryptoMac } from '../../lib/crypto.js';
+import { hexMacVerdict } from '../helpers.js';
 import type { VerifyInput, VerifyResult } from '../types.js';
 
 export const hmacHeader = 'X-Webhook-Hmac';
@@ -27,8 +27,7 @@ export function verifyWhatsApp(input: VerifyInput, cfg: { hmacKey: string }): Ve
   const header = input.headers.get(hmacHeader);
   if (header === null) return { ok: false, reason: `missing ${hmacHeader}` };
   const hex = header.trim();
-  const mac = hex.length === 128 ? hexToBytes(hex) : null;
-  if (mac === null) return { ok: false, reason: `malformed ${hmacHeader}` };
+  if (hex.length !== 128) return { ok: false, reason: `malformed ${hmacHeader}` };
   const engine = input.mac ?? webCryptoMac;
-  return macVerdict(() => engine.verifyHmac('SHA-512', cfg.hmacKey, input.rawBody, mac));
+  return hexMacVerdict(() => engine.verifyHmacHex('SHA-512', cfg.hmacKey, input.rawBody, hex), hex, hmacHeader);
 }
