@@ -116,6 +116,8 @@ describe('WhatsApp Business webhooks', () => {
     const body = wabaText({ id: 'wamid.AAA1', body: 'Grüße 😀' });
     const res = await postWaba(ch, body);
     expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.text()).toBe('{"ok":true,"stored":1,"duplicates":0,"ignored":0}');
     const convs = await conversationsOf(ch.id);
     expect(convs).toHaveLength(1);
     expect(convs[0]).toMatchObject({ channelId: ch.id, type: 'social', state: 'queued', agentId: null });
