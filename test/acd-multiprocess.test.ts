@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
@@ -13,8 +14,10 @@ import { expectHoldCountersConsistent } from './invariants.js';
  */
 
 const gws: GatewayProcess[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(gws.splice(0).map((g) => g.stop('SIGKILL')));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 const TOKEN = 'multiprocess-admin-token-1';
@@ -23,6 +26,7 @@ const SECRET = 'mp-app-secret';
 describe('ACD across two processes', () => {
   it('never over-assigns an agent under a concurrent burst', async () => {
     const dataDir = tempDataDir();
+    dirs.push(dataDir);
     const env = { DATA_DIR: dataDir, ADMIN_TOKEN: TOKEN, QUEUE_PREFIX: uniquePrefix(), LOG_LEVEL: 'warn' };
     gws.push(await startGatewayProcess(env));
     gws.push(await startGatewayProcess(env));

@@ -27,7 +27,7 @@ afterAll(async () => {
 afterEach(async () => {
   await redis?.start().catch(() => {});
   await h?.close();
-  await redis?.stop();
+  await redis?.dispose();
   h = null;
   redis = null;
   fakes.reset();

@@ -7,7 +7,7 @@ let redis: OwnRedis | null = null;
 afterEach(async () => {
   await redis?.start().catch(() => {});
   await h?.close();
-  await redis?.stop();
+  await redis?.dispose();
   h = null;
   redis = null;
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -11,6 +11,8 @@ export interface OwnRedis {
   port: number;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Stops it for good and deletes its data directory. */
+  dispose(): Promise<void>;
 }
 
 export async function ownRedis(): Promise<OwnRedis> {
@@ -18,7 +20,7 @@ export async function ownRedis(): Promise<OwnRedis> {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-redis-'));
   let child: ChildProcess | null = null;
   const url = `redis://127.0.0.1:${port}`;
-  return {
+  const own: OwnRedis = {
     url,
     port,
     async start() {
@@ -51,5 +53,10 @@ export async function ownRedis(): Promise<OwnRedis> {
         c.kill('SIGKILL');
       });
     },
+    async dispose() {
+      await own.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
+  return own;
 }
