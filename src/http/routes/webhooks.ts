@@ -61,12 +61,17 @@ function readNodeBody(stream: NodeBodyStream, max: number): Promise<Uint8Array> 
 /**
  * Reads a request body into memory, refusing it as soon as it passes `max` bytes. `env` is the
  * Hono context's env: under @hono/node-server the body is read from the Node request itself.
+ * Not an async function: on the Node path it hands back the reader's own promise, where an async
+ * function returning a promise would add two turns of the microtask queue to every webhook.
  */
-export async function readBodyLimited(req: Request, max: number, env?: unknown): Promise<Uint8Array> {
+export function readBodyLimited(req: Request, max: number, env?: unknown): Promise<Uint8Array> {
   const declared = Number(req.headers.get('Content-Length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) throw tooLarge(max);
+  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge(max));
   const node = nodeBodyStream(env);
-  if (node) return readNodeBody(node, max);
+  return node ? readNodeBody(node, max) : readWebBody(req, max, declared);
+}
+
+async function readWebBody(req: Request, max: number, declared: number): Promise<Uint8Array> {
   // With a declared length within the limit the server stops reading at that length: read it whole.
   if (Number.isFinite(declared) && declared >= 0) return new Uint8Array(await req.arrayBuffer());
   if (!req.body) return new Uint8Array(0);
