@@ -1,6 +1,7 @@
 import { beforeAll, describe } from 'vitest';
 import { webCryptoMac, type MacEngine } from '../src/lib/crypto.js';
 import { nodeMac } from '../src/lib/node-crypto.js';
+import type { VerifyResult } from '../src/providers/types.js';
 
 /** Both MAC engines: Web Crypto (verify's default) and node:crypto (the gateway's). */
 export const macEngines = [
@@ -21,4 +22,10 @@ export function describeEachMacEngine(tests: () => void): void {
     });
     tests();
   });
+}
+
+/** A verify() result as one word for assertions: 'ok', or the reason it was refused. */
+export async function verdictOf(result: VerifyResult | Promise<VerifyResult>): Promise<string> {
+  const r = await result;
+  return r.ok ? 'ok' : r.reason;
 }
