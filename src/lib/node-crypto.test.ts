@@ -30,7 +30,11 @@ describe('nodeMac computes what Web Crypto computes', () => {
         // Not hex at one place (a decoder that stops there shortens it), trailing junk after a
         // whole MAC (which such a decoder drops), one digit changed, one digit short, one byte short.
         const at = hex.length >> 1;
-        const bad = [`${hex.slice(0, at)}g${hex.slice(at + 1)}`, `${hex}g`, `${hex}0`, `${hex.slice(0, -1)}${hex.endsWith('0') ? '1' : '0'}`, hex.slice(0, -1), hex.slice(0, -2)];
+        // The same digits above ASCII (U+0161 is 'a' by its low byte; full-width digits).
+        const shifted = (d: string) => String.fromCharCode(d.charCodeAt(0) + 0x100);
+        const fullWidth = (d: string) => String.fromCharCode(d.charCodeAt(0) + 0xfee0);
+        const bad = [hex.replace(/./g, shifted), hex.replace(/./g, fullWidth), `${hex.slice(0, at)}${shifted(hex[at]!)}${hex.slice(at + 1)}`,
+          `${hex.slice(0, at)}g${hex.slice(at + 1)}`, `${hex}g`, `${hex}0`, `${hex.slice(0, -1)}${hex.endsWith('0') ? '1' : '0'}`, hex.slice(0, -1), hex.slice(0, -2)];
         for (const b of bad) {
           expect(nodeMac.verifyHmacHex(h, key, data, b), b).toBe(false);
           expect(await webCryptoMac.verifyHmacHex(h, key, data, b), b).toBe(false);

@@ -39,8 +39,10 @@ export const nodeMac = {
     return mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
   },
   verifyHmacHex(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, hex: string): boolean {
-    // Decoded natively: Buffer.from stops at the first character that is not hex, so a MAC that
-    // is not whole bytes of hex comes out short and is refused by the length check.
+    // Decoded natively. Buffer.from stops at the first ASCII character that is not hex, so such a
+    // MAC comes out short and is refused by the length check; but it reads a character above
+    // U+007F by its low byte (U+0161 as 'a'), so those are refused first: ASCII only.
+    if (Buffer.byteLength(hex, 'utf8') !== hex.length) return false;
     const mac = Buffer.from(hex, 'hex');
     const expected = hmac(hash, key, data);
     return mac.byteLength * 2 === hex.length && mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
