@@ -65,10 +65,14 @@ function readNodeBody(stream: NodeBodyStream, max: number): Promise<Uint8Array> 
  * function returning a promise would add two turns of the microtask queue to every webhook.
  */
 export function readBodyLimited(req: Request, max: number, env?: unknown): Promise<Uint8Array> {
-  const declared = Number(req.headers.get('Content-Length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge(max));
-  const node = nodeBodyStream(env);
-  return node ? readNodeBody(node, max) : readWebBody(req, max, declared);
+  try {
+    const declared = Number(req.headers.get('Content-Length') ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > max) return Promise.reject(tooLarge(max));
+    const node = nodeBodyStream(env);
+    return node ? readNodeBody(node, max) : readWebBody(req, max, declared);
+  } catch (err) {
+    return Promise.reject(err); // a failure is a rejection, as from an async function
+  }
 }
 
 async function readWebBody(req: Request, max: number, declared: number): Promise<Uint8Array> {
