@@ -126,13 +126,6 @@ function hexDigit(code: number): number {
   return lower >= 97 && lower <= 102 ? lower - 87 : -1;
 }
 
-/** True when `s` is non-empty, whole bytes of hex (either case). */
-export function isHex(s: string): boolean {
-  if (s.length === 0 || s.length % 2 !== 0) return false;
-  for (let i = 0; i < s.length; i++) if (hexDigit(s.charCodeAt(i)) < 0) return false;
-  return true;
-}
-
 /**
  * Parses lowercase or uppercase hex; returns null for anything that is not whole bytes of hex.
  * Char codes, not regex + parseInt per byte: it runs on every signed webhook.

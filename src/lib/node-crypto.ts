@@ -31,21 +31,22 @@ function hmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | strin
   return createHmac(algorithm[hash], typeof key === 'string' ? keyObject(key) : key).update(data).digest();
 }
 
+function verifyHmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, mac: Uint8Array): boolean {
+  const expected = hmac(hash, key, data);
+  // The length of a MAC is public (it is fixed by the algorithm).
+  return mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
+}
+
 export const nodeMac = {
   hmac,
-  verifyHmac(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, mac: Uint8Array): boolean {
-    const expected = hmac(hash, key, data);
-    // The length of a MAC is public (it is fixed by the algorithm).
-    return mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
-  },
+  verifyHmac,
   verifyHmacHex(hash: HmacHash, key: Uint8Array | string, data: Uint8Array | string, hex: string): boolean {
     // Decoded natively. Buffer.from stops at the first ASCII character that is not hex, so such a
     // MAC comes out short and is refused by the length check; but it reads a character above
     // U+007F by its low byte (U+0161 as 'a'), so those are refused first: ASCII only.
     if (Buffer.byteLength(hex, 'utf8') !== hex.length) return false;
     const mac = Buffer.from(hex, 'hex');
-    const expected = hmac(hash, key, data);
-    return mac.byteLength * 2 === hex.length && mac.byteLength === expected.byteLength && timingSafeEqual(expected, mac);
+    return mac.byteLength * 2 === hex.length && verifyHmac(hash, key, data, mac);
   },
   safeEqual(a: string, b: string): boolean {
     // Fixed-length digests, so neither content nor length leaks through the comparison.

@@ -3,7 +3,7 @@
  * and `verify()` functions (the verdict on a MAC check). Web-standard only (no `node:` imports).
  */
 import type { ZodType, output } from 'zod';
-import { isHex, settleCheck } from '../lib/crypto.js';
+import { hexToBytes, settleCheck } from '../lib/crypto.js';
 import { SchemaError, type VerifyResult } from './types.js';
 
 /**
@@ -90,9 +90,9 @@ export function macVerdict(check: () => boolean | Promise<boolean>): VerifyResul
 
 /**
  * macVerdict for a MAC the request gave as hex in `header`: a refused one that is not hex at all
- * is reported as malformed. Looked at only once refused: the usual webhook matches, and a hex
- * check of every signature cost more than the rest of its parsing.
+ * is reported as malformed. Looked at only once refused: the usual webhook matches, and decoding
+ * every signature in JavaScript cost more than the rest of its parsing.
  */
 export function hexMacVerdict(check: () => boolean | Promise<boolean>, hex: string, header: string): VerifyResult | Promise<VerifyResult> {
-  return settleCheck(check, (ok) => (ok ? macMatched : isHex(hex) ? macMismatch : { ok: false, reason: `malformed ${header}` }), macCheckFailed);
+  return settleCheck(check, (ok) => (ok ? macMatched : hexToBytes(hex) !== null ? macMismatch : { ok: false, reason: `malformed ${header}` }), macCheckFailed);
 }
