@@ -1,9 +1,8 @@
 import Database from 'better-sqlite3';
-import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
-import { tempDataDir, uniquePrefix } from './harness.js';
+import { removeTempDataDirs, tempDataDir, uniquePrefix } from './harness.js';
 import { startGatewayProcess, type GatewayProcess } from './process.js';
 import { expectHoldCountersConsistent } from './invariants.js';
 
@@ -14,10 +13,9 @@ import { expectHoldCountersConsistent } from './invariants.js';
  */
 
 const gws: GatewayProcess[] = [];
-const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(gws.splice(0).map((g) => g.stop('SIGKILL')));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  removeTempDataDirs();
 });
 
 const TOKEN = 'multiprocess-admin-token-1';
@@ -26,7 +24,6 @@ const SECRET = 'mp-app-secret';
 describe('ACD across two processes', () => {
   it('never over-assigns an agent under a concurrent burst', async () => {
     const dataDir = tempDataDir();
-    dirs.push(dataDir);
     const env = { DATA_DIR: dataDir, ADMIN_TOKEN: TOKEN, QUEUE_PREFIX: uniquePrefix(), LOG_LEVEL: 'warn' };
     gws.push(await startGatewayProcess(env));
     gws.push(await startGatewayProcess(env));

@@ -20,8 +20,22 @@ export function uniquePrefix(): string {
   return `sbtest-${process.env.SB_TEST_RUN ?? process.pid}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** The directories tempDataDir() has made in this test file and removeTempDataDirs() has not deleted. */
+const madeDirs: string[] = [];
+
+/** A fresh directory under the OS temp dir (deleted by its owner, or by removeTempDataDirs()). */
 export function tempDataDir(): string {
-  return mkdtempSync(path.join(tmpdir(), 'switchboard-test-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-test-'));
+  madeDirs.push(dir);
+  return dir;
+}
+
+/**
+ * Deletes every directory tempDataDir() has made in this test file, for tests that hand theirs to
+ * a gateway process or a database: call it once those have stopped or closed (in afterEach).
+ */
+export function removeTempDataDirs(): void {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** A fresh tempSqliteFile for each test of the file (made in beforeEach, removed in afterEach). */

@@ -1,8 +1,8 @@
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findMigrationsFolder, migrateDb, openDb, type Db } from '../src/db/client.js';
-import { tempDataDir } from './harness.js';
+import { removeTempDataDirs, tempDataDir } from './harness.js';
 import { expectHoldCountersConsistent } from './invariants.js';
 
 /**
@@ -10,18 +10,16 @@ import { expectHoldCountersConsistent } from './invariants.js';
  * agents holding conversations, gets correct ACD counters and choice-order copies from 0002.
  */
 
-const dirs: string[] = [];
 let db: Db | undefined;
 afterEach(() => {
   db?.$client.close();
   db = undefined;
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  removeTempDataDirs();
 });
 
 /** A copy of migrations/ whose journal stops after the first `count` entries. */
 function migrationsUpTo(count: number): string {
   const dir = tempDataDir();
-  dirs.push(dir);
   cpSync(findMigrationsFolder(), dir, { recursive: true });
   const journalPath = path.join(dir, 'meta', '_journal.json');
   const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] };
@@ -33,7 +31,6 @@ function migrationsUpTo(count: number): string {
 describe('migration 0002 (hold counters, choice order)', () => {
   it('backfills from the conversations agents hold and the agents’ state', () => {
     const dataDir = tempDataDir();
-    dirs.push(dataDir);
     db = openDb(dataDir);
     migrateDb(db, migrationsUpTo(2));
     const sql = db.$client;
@@ -68,7 +65,6 @@ describe('migration 0002 (hold counters, choice order)', () => {
 describe('hand-written triggers', () => {
   it('refuses to start on a database whose migrations lost the agent-state triggers', () => {
     const dataDir = tempDataDir();
-    dirs.push(dataDir);
     db = openDb(dataDir);
     migrateDb(db);
     db.$client.exec('DROP TRIGGER agents_mirror_update');

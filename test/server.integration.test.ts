@@ -1,29 +1,22 @@
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { tempDataDir, uniquePrefix } from './harness.js';
+import { removeTempDataDirs, tempDataDir, uniquePrefix } from './harness.js';
 import { startGatewayProcess, type GatewayProcess } from './process.js';
 
 let gw: GatewayProcess | null = null;
-/** Data directories made by the test, removed once its gateway has stopped. */
-const dirs: string[] = [];
-const dataDir = () => {
-  const dir = tempDataDir();
-  dirs.push(dir);
-  return dir;
-};
 afterEach(async () => {
   await gw?.stop('SIGKILL');
   gw = null;
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  removeTempDataDirs();
 });
 
 describe('gateway process', () => {
   it('generates an admin token once, serves the API over HTTP, and shuts down gracefully', async () => {
-    const dir = dataDir();
-    const env = { DATA_DIR: dir, QUEUE_PREFIX: uniquePrefix(), PUBLIC_BASE_URL: 'https://gw.example.test' };
+    const dataDir = tempDataDir();
+    const env = { DATA_DIR: dataDir, QUEUE_PREFIX: uniquePrefix(), PUBLIC_BASE_URL: 'https://gw.example.test' };
     gw = await startGatewayProcess(env);
-    const tokenFile = path.join(dir, 'admin-token');
+    const tokenFile = path.join(dataDir, 'admin-token');
     const token = readFileSync(tokenFile, 'utf8').trim();
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
     expect(gw.output()).toContain(token);
@@ -82,7 +75,7 @@ describe('gateway process', () => {
 
   it('reports Redis as not ready when it is unreachable, while still serving', async () => {
     gw = await startGatewayProcess({
-      DATA_DIR: dataDir(),
+      DATA_DIR: tempDataDir(),
       ADMIN_TOKEN: 'integration-admin-token-1',
       QUEUE_PREFIX: uniquePrefix(),
       REDIS_URL: 'redis://127.0.0.1:1',
@@ -96,7 +89,7 @@ describe('gateway process', () => {
 
   it('fails fast naming every bad configuration key', async () => {
     await expect(
-      startGatewayProcess({ DATA_DIR: dataDir(), PORT: '70000', LOG_LEVEL: 'loud', DELIVERY_RETRY_SCHEDULE: '5s,soon' }),
+      startGatewayProcess({ DATA_DIR: tempDataDir(), PORT: '70000', LOG_LEVEL: 'loud', DELIVERY_RETRY_SCHEDULE: '5s,soon' }),
     ).rejects.toThrow(/PORT[\s\S]*LOG_LEVEL[\s\S]*DELIVERY_RETRY_SCHEDULE/);
   });
 });
