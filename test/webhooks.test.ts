@@ -333,6 +333,36 @@ describe('WhatsApp Business webhooks', () => {
     expect(count('messages')).toBe(0);
   });
 
+  it('refuses a message whose copied provider data nests too deep (400, nothing stored), and stores one within the limit', async () => {
+    const ch = await wabaChannel();
+    // Written as text: JSON.stringify itself cannot go that deep.
+    const nested = (levels: number) => `${'['.repeat(levels)}"x"${']'.repeat(levels)}`;
+    const contactsMessage = (id: string, extra: string) =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [{ id: '1', changes: [{ field: 'messages', value: {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
+          contacts: [{ profile: { name: 'Ana' }, wa_id: '4915112345678' }],
+          messages: [{ from: '4915112345678', id, timestamp: '1767225600', type: 'contacts',
+            contacts: [{ name: { formatted_name: 'Bob' }, phones: [{ phone: '+1 555 0100', wa_id: '15550100' }], extra: 'EXTRA' }] }],
+        } }] }],
+      }).replace('"EXTRA"', extra);
+    const rows = () => ['messages', 'contacts', 'conversations', 'outbox', 'inbound_events'].map(count);
+    const before = rows();
+    // Deep enough that storing it overflowed the stack (a 500) before the check.
+    const res = await postWaba(ch, contactsMessage('wamid.deep', nested(100_000)));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    const problem = await json(res);
+    expect(problem.field).toBe('(body)');
+    expect(problem.detail).toContain('nested more than 32 levels deep');
+    expect(rows()).toEqual(before);
+
+    expect((await postWaba(ch, contactsMessage('wamid.shallow', nested(20)))).status).toBe(200);
+    expect(count("messages WHERE provider_message_id = 'wamid.shallow'")).toBe(1);
+  });
+
   it('records events it does not handle as ignored and answers 200', async () => {
     const ch = await wabaChannel();
     const body = JSON.stringify({

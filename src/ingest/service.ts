@@ -1,4 +1,5 @@
 import { AppError } from '../errors.js';
+import { MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
 import { providerFor } from '../providers/registry.js';
 import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
 import type { ServiceContext } from '../services.js';
@@ -146,6 +147,14 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
       } catch (err) {
         if (err instanceof SchemaError) throw AppError.validation(err.field, err.message);
         throw err;
+      }
+      // Refused here, before the transaction: storing it would overflow the stack (see MAX_DETAILS_DEPTH).
+      for (const ev of normalized.events) {
+        if (ev.type !== 'message' || !ev.details) continue;
+        const deep = pathDeeperThan(ev.details, MAX_DETAILS_DEPTH);
+        if (deep !== null) {
+          throw AppError.validation('(body)', `message ${ev.providerMessageId.slice(0, 100)} carries data nested more than ${MAX_DETAILS_DEPTH} levels deep (at ${deep.length > 200 ? `${deep.slice(0, 200)}…` : deep})`);
+        }
       }
 
       const result = await committer.submit((): IngestResult => {

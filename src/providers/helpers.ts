@@ -96,3 +96,33 @@ export function macVerdict(check: () => boolean | Promise<boolean>): VerifyResul
 export function hexMacVerdict(check: () => boolean | Promise<boolean>, hex: string, header: string): VerifyResult | Promise<VerifyResult> {
   return settleCheck(check, (ok) => (ok ? macMatched : hexToBytes(hex) !== null ? macMismatch : { ok: false, reason: `malformed ${header}` }), macCheckFailed);
 }
+
+/**
+ * How deep a stored message's `details` may nest (objects and arrays). Normalizers copy some
+ * provider data as it comes (WhatsApp Business contact cards, ad referrals, order items), and a
+ * signed body nested thousands of levels deep made `JSON.stringify` overflow the stack inside the
+ * commit: a 500. Real deliveries stay under ten levels.
+ */
+export const MAX_DETAILS_DEPTH = 32;
+
+/**
+ * Where `value` first nests deeper than `max` levels, as a dotted path (`contacts.0.urls`), or
+ * null when it does not. Walks with its own stack, so no depth can overflow the call stack here.
+ */
+export function pathDeeperThan(value: unknown, max: number): string | null {
+  interface Frame { value: unknown; depth: number; key: PathSegment | null; parent: Frame | null }
+  const stack: Frame[] = [{ value, depth: 0, key: null, parent: null }];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    if (typeof top.value !== 'object' || top.value === null) continue;
+    if (top.depth >= max) {
+      const path: PathSegment[] = [];
+      for (let f: Frame | null = top; f?.key != null; f = f.parent) path.unshift(f.key);
+      return path.join('.') || '(root)';
+    }
+    const isArray = Array.isArray(top.value);
+    for (const [key, child] of Object.entries(top.value)) {
+      if (typeof child === 'object' && child !== null) stack.push({ value: child, depth: top.depth + 1, key: isArray ? Number(key) : key, parent: top });
+    }
+  }
+  return null;
+}
