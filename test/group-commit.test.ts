@@ -239,6 +239,52 @@ describe('group commit with the WAL synced off the event loop', () => {
 });
 
 describe('createWalSync', () => {
+  /** An fdatasync that only returns when the test says so (with `err`, or after the real sync). */
+  function heldDisk() {
+    const held: Array<(err: NodeJS.ErrnoException | null) => void> = [];
+    const disk = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+      held.push((err) => (err ? cb(err) : fdatasync(fd, cb)));
+    }) as typeof fdatasync;
+    return { disk, held, eio: () => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }) };
+  }
+
+  it('runs one fdatasync at a time: whoever asks while one runs gets the next one, and sees its failure', async () => {
+    // Two fdatasyncs at once on one descriptor share a write-back error: Linux tells only the
+    // first to look, and the other returns 0. Here the relay's sync is running when a batch
+    // commits and asks for its own; the disk then fails.
+    const { disk, held, eio } = heldDisk();
+    const walSync = createWalSync(sqlite.db, { fdatasync: disk })!;
+    const relay = new Promise<Error | null>((r) => walSync.sync(r));
+    sqlite.db.pragma('synchronous = FULL');
+    const gc = createGroupCommitter(sqlite.db, { walSync });
+    const batch = gc.submit(() => sqlite.db.prepare('INSERT INTO t VALUES (?, ?)').run('a', 1).changes);
+    while (held.length < 1) await turn();
+    await turn();
+    expect(held).toHaveLength(1); // the batch's sync waits for the relay's to return
+    held.shift()!(eio());
+    expect((await relay)?.message).toMatch(/WAL sync failed.*EIO/);
+    await expect(batch).rejects.toThrow(/WAL sync failed.*EIO/);
+    expect(held).toHaveLength(0); // no second fdatasync, so none could come back clean
+    walSync.close();
+  });
+
+  it('covers everyone who asked during a sync with one more fdatasync', async () => {
+    const { disk, held } = heldDisk();
+    const walSync = createWalSync(sqlite.db, { fdatasync: disk })!;
+    const results: Array<Error | null> = [];
+    walSync.sync((err) => results.push(err));
+    for (let i = 0; i < 3; i++) walSync.sync((err) => results.push(err));
+    expect(held).toHaveLength(1);
+    held.shift()!(null);
+    while (held.length < 1) await turn(); // the first returned; one more starts for the three
+    expect(results).toEqual([null]);
+    held.shift()!(null);
+    while (results.length < 4) await turn();
+    expect(results).toEqual([null, null, null, null]);
+    expect(held).toHaveLength(0);
+    walSync.close();
+  });
+
   it('does not sync a WAL file that is gone: it reopens the path, and says so when it cannot', async () => {
     const walSync = createWalSync(sqlite.db)!;
     const sync = () => new Promise<Error | null>((r) => walSync.sync(r));

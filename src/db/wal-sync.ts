@@ -35,28 +35,55 @@ export function createWalSync(sqlite: Database.Database, { fdatasync: syncFile =
   const walPath = path.resolve(`${sqlite.name}-wal`);
   let fd: number | null = null;
   let failed: Error | null = null;
+  /** An fdatasync is running; callers meanwhile wait in `next` for the one after it. */
+  let inFlight = false;
+  let next: Array<(err: Error | null) => void> = [];
+
+  /**
+   * One fdatasync at a time, for everyone who asked before it started. Two at once on one file
+   * description would share its write-back error: Linux reports it to whichever checks first, and
+   * the other returns 0 although the pages it covered were never written (a review found the
+   * relay's sync and a batch's sync in flight together, the batch then acknowledged).
+   */
+  function start(): void {
+    const callers = next;
+    next = [];
+    const finish = (err: Error | null) => {
+      inFlight = false;
+      for (const done of callers) done(err);
+      if (next.length > 0 && !inFlight) {
+        if (failed) for (const done of next.splice(0)) done(failed);
+        else start();
+      }
+    };
+    inFlight = true;
+    try {
+      // SQLite deletes the WAL only when its last connection closes; should it ever be
+      // recreated, the descriptor of the unlinked file would sync nothing that matters.
+      if (fd !== null && fstatSync(fd).nlink === 0) {
+        closeSync(fd);
+        fd = null;
+      }
+      fd ??= openSync(walPath, 'r');
+    } catch (err) {
+      finish(err as Error); // nothing was synced, nothing was lost: the next sync tries again
+      return;
+    }
+    syncFile(fd, (err) => {
+      if (err && !failed) failed = new Error(`WAL sync failed, nothing more is acknowledged until a restart: ${err.message}`, { cause: err });
+      finish(failed);
+    });
+  }
+
   return {
     sync(done) {
       if (failed) {
         done(failed);
         return;
       }
-      try {
-        // SQLite deletes the WAL only when its last connection closes; should it ever be
-        // recreated, the descriptor of the unlinked file would sync nothing that matters.
-        if (fd !== null && fstatSync(fd).nlink === 0) {
-          closeSync(fd);
-          fd = null;
-        }
-        fd ??= openSync(walPath, 'r');
-      } catch (err) {
-        done(err as Error); // nothing was synced, nothing was lost: the next sync tries again
-        return;
-      }
-      syncFile(fd, (err) => {
-        if (err && !failed) failed = new Error(`WAL sync failed, nothing more is acknowledged until a restart: ${err.message}`, { cause: err });
-        done(err ? failed : null);
-      });
+      // A sync already running may have started before the caller's commit: it waits for the next.
+      next.push(done);
+      if (!inFlight) start();
     },
     failure: () => failed,
     close() {
