@@ -65,6 +65,7 @@ const cases: [string, NormalizedEvent[]][] = [
   ],
   ['message_fractional_timestamp', [message('12', 'text', 'precise', chat, { sentAt: t0 + 853 })]],
   ['message_from_me', [{ type: 'ignored', reason: 'own message (fromMe)' }]],
+  ['message_own_id_without_from_me', [{ type: 'ignored', reason: 'own message (id true_…)' }]],
   ['message_newsletter', [{ type: 'ignored', reason: 'chat type "@newsletter" not handled' }]],
   ['message_status_broadcast', [{ type: 'ignored', reason: 'chat type "@broadcast" not handled' }]],
   ['ack_error', [status('failed', 1767225700000)]],

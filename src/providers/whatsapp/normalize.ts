@@ -51,7 +51,7 @@ const ackSchema = z.object({
 });
 
 /** What lets us drop echoes and broadcast-like chats before validating the rest. */
-const preCheckSchema = z.object({ fromMe: z.unknown().optional(), from: z.unknown().optional() });
+const preCheckSchema = z.object({ id: z.unknown().optional(), fromMe: z.unknown().optional(), from: z.unknown().optional() });
 
 const ackByNumber: Record<number, OutboundStatus | undefined> = { [-1]: 'failed', 1: 'sent', 2: 'delivered', 3: 'read', 4: 'read' };
 const ackByName: Record<string, OutboundStatus | undefined> = {
@@ -79,6 +79,10 @@ function normalizeMessage(raw: unknown, envelopeMs: number | undefined, opts: No
   const pre = preCheckSchema.safeParse(raw);
   if (pre.success) {
     if (pre.data.fromMe === true) return { type: 'ignored', reason: 'own message (fromMe)' };
+    // A message id starts `true_` when we sent it (PROTOCOLS.md §3): the answer when `fromMe` is missing.
+    if (pre.data.fromMe === undefined && typeof pre.data.id === 'string' && pre.data.id.startsWith('true_')) {
+      return { type: 'ignored', reason: 'own message (id true_…)' };
+    }
     const from = pre.data.from;
     if (typeof from === 'string' && (from.endsWith('@newsletter') || from.endsWith('@broadcast'))) {
       return { type: 'ignored', reason: `chat type "${clip(from.slice(from.lastIndexOf('@')))}" not handled` };
