@@ -16,7 +16,16 @@ describe('loadConfig', () => {
       telegramApiBaseUrl: 'https://api.telegram.org',
     });
     expect(c.deliveryRetrySchedule).toEqual([5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000]);
+    expect(c.inboundEventsRetentionMs).toBe(7 * 86_400_000);
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('keeps inbound events at least a day (Telegram retries for 24 hours)', () => {
+    expect(loadConfig({ INBOUND_EVENTS_RETENTION: '36h' }).inboundEventsRetentionMs).toBe(36 * 3_600_000);
+    expect(loadConfig({ INBOUND_EVENTS_RETENTION: '30d' }).inboundEventsRetentionMs).toBe(30 * 86_400_000);
+    for (const bad of ['12h', '0d', 'forever']) {
+      expect(() => loadConfig({ INBOUND_EVENTS_RETENTION: bad })).toThrow(/INBOUND_EVENTS_RETENTION: .*at least a day/);
+    }
   });
 
   it('derives PUBLIC_BASE_URL from PORT and trims trailing slashes from URLs', () => {

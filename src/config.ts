@@ -45,6 +45,18 @@ const envSchema = z.object({
   GRAPH_API_BASE_URL: urlSchema.default('https://graph.facebook.com/v21.0'),
   TELEGRAM_API_BASE_URL: urlSchema.default('https://api.telegram.org'),
   DELIVERY_RETRY_SCHEDULE: z.string().default('5s,30s,2m,10m,30m,1h,3h,6h').pipe(retryScheduleSchema),
+  /** How long Telegram update ids (dedupe) and records of ignored events are kept; at least a day. */
+  INBOUND_EVENTS_RETENTION: z
+    .string()
+    .default('7d')
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === null || ms < 86_400_000) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration of at least a day, like 7d or 36h (Telegram retries for 24 hours)` });
+        return z.NEVER;
+      }
+      return ms;
+    }),
   /** Queue key prefix in Redis; tests give each run its own. */
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('switchboard'),
   /** Run the BullMQ workers in this process (set false for an API-only process). */
@@ -66,6 +78,8 @@ export interface Config {
   readonly deliveryRetrySchedule: readonly number[];
   readonly queuePrefix: string;
   readonly runWorkers: boolean;
+  /** Milliseconds inbound_events rows are kept (src/ingest/retention.ts). */
+  readonly inboundEventsRetentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -97,5 +111,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     deliveryRetrySchedule: Object.freeze([...e.DELIVERY_RETRY_SCHEDULE]),
     queuePrefix: e.QUEUE_PREFIX,
     runWorkers: e.WORKERS,
+    inboundEventsRetentionMs: e.INBOUND_EVENTS_RETENTION,
   });
 }

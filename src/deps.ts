@@ -22,6 +22,7 @@ import { createLogger, type Logger } from './log.js';
 import { createAgentEventHub, type AgentEventHub } from './queue/agent-events.js';
 import { QUEUE_ACD, QUEUE_DELIVERIES } from './queue/names.js';
 import { createOutboxRelay, type OutboxRelay } from './queue/relay.js';
+import { createInboundRetention, type InboundRetention } from './ingest/retention.js';
 import type { ServiceContext } from './services.js';
 
 /** Everything the app and the workers use, built once. The one place clients are constructed. */
@@ -42,6 +43,8 @@ export interface Deps {
   redis: Redis;
   queues: { acd: Queue; deliveries: Queue };
   relay: OutboxRelay;
+  /** Deletes inbound_events rows past INBOUND_EVENTS_RETENTION (src/ingest/retention.ts); started with the server. */
+  retention: InboundRetention;
   /** Agent events (offers, timeouts…) from every process, for SSE streams. */
   events: AgentEventHub;
   services: ReturnType<typeof buildServices>;
@@ -141,6 +144,11 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
     redis,
     queues,
     relay,
+    retention: createInboundRetention(db.$client, {
+      clock,
+      log: log.child({ component: 'inbound-retention' }),
+      keepMs: config.inboundEventsRetentionMs,
+    }),
     events: createAgentEventHub({
       connect: () => createRedis(config.redisUrl, { failFast: false }),
       prefix: config.queuePrefix,
@@ -171,6 +179,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
 
 export async function closeDeps(deps: Deps): Promise<void> {
   await deps.relay.stop();
+  await deps.retention.stop();
   await deps.events.close();
   await Promise.allSettled([deps.queues.acd.close(), deps.queues.deliveries.close()]);
   deps.redis.disconnect();

@@ -28,6 +28,7 @@ export async function startGateway(config: Config, opts: BuildOptions = {}): Pro
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   deps.relay.start();
+  deps.retention.start();
   const workers = config.runWorkers ? startWorkers(deps) : null;
   deps.log.info({ port, host: config.host, workers: config.runWorkers }, 'switchboard listening');
 

@@ -393,6 +393,23 @@ describe('Telegram webhooks', () => {
     message: { message_id: messageId, from: { id: 777, is_bot: false, first_name: 'Ana', username: 'ana_k' }, chat: { id: 777, type: 'private', first_name: 'Ana', username: 'ana_k' }, date: 1767225600, text },
   });
 
+  it('forgets an update id after the retention period, so an id Telegram reuses later is not dropped', async () => {
+    const ch = await tgChannel();
+    const clock = h.clock as FakeClock;
+    expect((await post(ch, update(200, 'first'))).status).toBe(200);
+    expect(await json(await post(ch, update(200, 'first')))).toMatchObject({ stored: 0, duplicates: 1 });
+    clock.advance(6 * 86_400_000);
+    expect((await post(ch, update(201, 'six days later'))).status).toBe(200);
+    clock.advance(86_400_000 + 1); // update 200 is now past the default 7 days, update 201 is not
+
+    expect(await h.deps.retention.sweep()).toBe(1);
+    expect(h.deps.db.$client.prepare('SELECT dedupe_key FROM inbound_events').pluck().all()).toEqual(['update:201']);
+    expect(await h.deps.retention.sweep()).toBe(0);
+    // After a week without updates Telegram may start again at any id, this one included.
+    expect(await json(await post(ch, update(200, 'a new update with an old id', 9001)))).toMatchObject({ stored: 1, duplicates: 0 });
+    expect(await json(await post(ch, update(201, 'six days later')))).toMatchObject({ stored: 0, duplicates: 1 });
+  });
+
   it('stores messages, dedupes on update_id, and refuses a wrong secret token', async () => {
     const ch = await tgChannel();
     expect((await post(ch, update(100, '/start order-4711'))).status).toBe(200);
