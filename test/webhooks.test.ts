@@ -388,9 +388,20 @@ describe('Telegram webhooks', () => {
       headers: { 'Content-Type': 'application/json', ...(secret ? { 'X-Telegram-Bot-Api-Secret-Token': secret } : {}) },
       body: JSON.stringify(body),
     });
-  const update = (updateId: number, text: string, messageId = updateId) => ({
+  const update = (updateId: number, text: string, messageId = updateId, date = 1767225600) => ({
     update_id: updateId,
-    message: { message_id: messageId, from: { id: 777, is_bot: false, first_name: 'Ana', username: 'ana_k' }, chat: { id: 777, type: 'private', first_name: 'Ana', username: 'ana_k' }, date: 1767225600, text },
+    message: { message_id: messageId, from: { id: 777, is_bot: false, first_name: 'Ana', username: 'ana_k' }, chat: { id: 777, type: 'private', first_name: 'Ana', username: 'ana_k' }, date, text },
+  });
+  /** my_chat_member: the user blocked the bot (`kicked`) or unblocked it (`member`) at `date`. */
+  const member = (updateId: number, status: 'kicked' | 'member', date = 1767225700) => ({
+    update_id: updateId,
+    my_chat_member: {
+      chat: { id: 777, type: 'private', first_name: 'Ana' },
+      from: { id: 777, is_bot: false, first_name: 'Ana' },
+      date,
+      old_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: status === 'kicked' ? 'member' : 'kicked' },
+      new_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status },
+    },
   });
 
   it('forgets an update id after the retention period, so an id Telegram reuses later is not dropped', async () => {
@@ -428,16 +439,6 @@ describe('Telegram webhooks', () => {
   it('marks a contact unreachable when the bot is blocked and reachable when unblocked', async () => {
     const ch = await tgChannel();
     await post(ch, update(1, 'hi'));
-    const member = (id: number, status: string) => ({
-      update_id: id,
-      my_chat_member: {
-        chat: { id: 777, type: 'private', first_name: 'Ana' },
-        from: { id: 777, is_bot: false, first_name: 'Ana' },
-        date: 1767225700,
-        old_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: status === 'kicked' ? 'member' : 'kicked' },
-        new_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status },
-      },
-    });
     const contactId = (await conversationsOf(ch.id))[0]!.contactId;
     expect((await post(ch, member(2, 'kicked'))).status).toBe(200);
     expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(false);
@@ -445,30 +446,44 @@ describe('Telegram webhooks', () => {
     expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(true);
   });
 
+  it('applies blocks, unblocks and messages by when they happened, not by when they arrive', async () => {
+    const ch = await tgChannel();
+    await post(ch, update(1, 'hi', 1, 1767225600));
+    const contactId = (await conversationsOf(ch.id))[0]!.contactId;
+    const reachable = async () => (await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable;
+
+    // Unblocked at :800, then a retried block from :700 arrives: still reachable.
+    await post(ch, member(11, 'member', 1767225800));
+    await post(ch, member(10, 'kicked', 1767225700));
+    expect(await reachable()).toBe(true);
+    // Blocked at :900; a message sent at :850 arrives late: stored, but still blocked.
+    await post(ch, member(12, 'kicked', 1767225900));
+    expect(await json(await post(ch, update(13, 'sent before the block', 13, 1767225850)))).toMatchObject({ stored: 1 });
+    expect(await reachable()).toBe(false);
+    // A message at :1000 makes it reachable; a block from :950 arriving after it does not undo that.
+    await post(ch, update(14, 'sent after the block', 14, 1767226000));
+    expect(await reachable()).toBe(true);
+    await post(ch, member(15, 'kicked', 1767225950));
+    expect(await reachable()).toBe(true); // the message at :1000 is newer than the block
+    // A block in the same second as the last message still blocks (it came after it).
+    await post(ch, member(16, 'kicked', 1767226000));
+    expect(await reachable()).toBe(false);
+  });
+
   it('a contact who writes again is reachable again, in its open conversation or a new one', async () => {
     const ch = await tgChannel();
     await post(ch, update(1, 'hi'));
     const contactId = (await conversationsOf(ch.id))[0]!.contactId;
     const reachable = async () => (await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable;
-    const block = (id: number) => ({
-      update_id: id,
-      my_chat_member: {
-        chat: { id: 777, type: 'private', first_name: 'Ana' },
-        from: { id: 777, is_bot: false, first_name: 'Ana' },
-        date: 1767225700,
-        old_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: 'member' },
-        new_chat_member: { user: { id: 1, is_bot: true, first_name: 'bot' }, status: 'kicked' },
-      },
-    });
-    expect((await post(ch, block(2))).status).toBe(200);
+    expect((await post(ch, member(2, 'kicked', 1767225700))).status).toBe(200);
     expect(await reachable()).toBe(false);
-    expect((await post(ch, update(3, 'back again'))).status).toBe(200);
+    expect((await post(ch, update(3, 'back again', 3, 1767225800))).status).toBe(200);
     expect(await reachable()).toBe(true);
 
     h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
-    expect((await post(ch, block(4))).status).toBe(200);
+    expect((await post(ch, member(4, 'kicked', 1767225900))).status).toBe(200);
     expect(await reachable()).toBe(false);
-    expect((await post(ch, update(5, 'new question'))).status).toBe(200);
+    expect((await post(ch, update(5, 'new question', 5, 1767226000))).status).toBe(200);
     expect(await conversationsOf(ch.id)).toHaveLength(2);
     expect(await reachable()).toBe(true);
   });

@@ -141,6 +141,12 @@ export const contacts = sqliteTable(
     phone: text(),
     username: text(),
     reachable: integer({ mode: 'boolean' }).notNull().default(true),
+    /**
+     * The provider's time (ms) of what last set `reachable` by itself: a block or unblock, or a
+     * message that made a blocked contact reachable again. Deliveries come unordered; an older
+     * one arriving later changes nothing. Null until the first such change.
+     */
+    reachableAt: integer(),
     lastInboundAt: integer(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),

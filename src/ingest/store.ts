@@ -43,7 +43,7 @@ export function canAdvance(from: string, to: OutboundStatus): boolean {
  * without a second descent through the text primary key's index (rowids only change on VACUUM,
  * which never runs inside a transaction).
  */
-type ContactRow = [rowid: number, id: string, providerContactId: string, name: string | null, phone: string | null, username: string | null, reachable: number];
+type ContactRow = [rowid: number, id: string, providerContactId: string, name: string | null, phone: string | null, username: string | null, reachable: number, reachableAt: number | null];
 /** A contact's latest conversation: id, state, agent_id. */
 type ConversationRow = [id: string, state: string, agentId: string | null];
 
@@ -52,10 +52,10 @@ export function createIngestStore(sqlite: Database.Database) {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
     // Rows as arrays (see ContactRow): better-sqlite3 builds an array far cheaper than an object.
     contactByProviderId: sqlite
-      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND provider_contact_id = ?')
+      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE channel_id = ? AND provider_contact_id = ?')
       .raw(),
     contactByPhone: sqlite
-      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1')
+      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1')
       .raw(),
     insertContact: sqlite.prepare(
       `INSERT INTO contacts (id, channel_id, provider_contact_id, name, phone, username, reachable, last_inbound_at, created_at, updated_at)
@@ -72,7 +72,11 @@ export function createIngestStore(sqlite: Database.Database) {
       `UPDATE contacts SET last_inbound_at = CASE WHEN ? IS NULL THEN last_inbound_at ELSE max(coalesce(last_inbound_at, 0), ?) END,
          updated_at = ? WHERE rowid = ?`,
     ),
-    setReachable: sqlite.prepare('UPDATE contacts SET reachable = ?, updated_at = ? WHERE id = ?'),
+    setReachable: sqlite.prepare('UPDATE contacts SET reachable = ?, reachable_at = ?, updated_at = ? WHERE id = ?'),
+    // The provider time of the contact's newest inbound message (for a block that may be stale).
+    newestInboundSentAt: sqlite
+      .prepare("SELECT max(m.sent_at) FROM conversations c JOIN messages m ON m.conversation_id = c.id WHERE c.contact_id = ? AND m.direction = 'in'")
+      .pluck(),
     latestConversation: sqlite
       .prepare('SELECT id, state, agent_id FROM conversations WHERE contact_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
       .raw(),
@@ -109,10 +113,11 @@ export function createIngestStore(sqlite: Database.Database) {
 
   /**
    * Keeps a found contact's name, phone, username and provider id current; with `inboundAt` (they
-   * wrote to us) moves its inbound time and makes it reachable again.
+   * wrote to us) moves its inbound time and makes it reachable again, unless the message (sent at
+   * `sentAt`, the provider's time) is older than the block: deliveries come unordered.
    */
-  function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, now: number): void {
-    const [rowid, id, providerContactId, oldName, oldPhone, oldUsername, reachable] = row;
+  function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, sentAt: number, now: number): void {
+    const [rowid, id, providerContactId, oldName, oldPhone, oldUsername, reachable, reachableAt] = row;
     const name = c.name ?? oldName;
     const phone = c.phone ?? oldPhone;
     const username = c.username ?? oldUsername;
@@ -121,20 +126,20 @@ export function createIngestStore(sqlite: Database.Database) {
     } else {
       s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, rowid);
     }
-    if (inboundAt !== null && reachable !== 1) s.setReachable.run(1, now, id);
+    if (inboundAt !== null && reachable !== 1 && (reachableAt === null || sentAt > reachableAt)) s.setReachable.run(1, sentAt, now, id);
   }
 
   /**
    * `found` is what findContact returned for `c` in this transaction (undefined: a new contact,
    * created reachable). Returns the contact's id.
    */
-  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, now: number): string {
+  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, sentAt: number, now: number): string {
     if (!found) {
       const id = newId('ct');
       s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
       return id;
     }
-    refreshContact(found, c, inboundAt, now);
+    refreshContact(found, c, inboundAt, sentAt, now);
     return found[1];
   }
 
@@ -175,7 +180,7 @@ export function createIngestStore(sqlite: Database.Database) {
               out.duplicates++;
               return;
             }
-            refreshContact(found, ev.contact, now, now);
+            refreshContact(found, ev.contact, now, ev.sentAt || now, now);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
             }
@@ -187,7 +192,7 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contactId = upsertContact(channel.id, ev.contact, found, now, now);
+          const contactId = upsertContact(channel.id, ev.contact, found, now, ev.sentAt || now, now);
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
           s.insertConversation.run(conversationId, channel.id, contactId, channel.conversationType, state, state === 'queued' ? now : null, now, now);
@@ -210,8 +215,16 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'reachability': {
-          const contactId = upsertContact(channel.id, ev.contact, findContact(channel.id, ev.contact), null, now);
-          s.setReachable.run(ev.reachable ? 1 : 0, now, contactId);
+          const found = findContact(channel.id, ev.contact);
+          const contactId = upsertContact(channel.id, ev.contact, found, null, ev.at, now);
+          // Deliveries come unordered: a block or unblock older than the last one applied changes
+          // nothing, nor does a block older than a message the contact wrote (a tie still blocks:
+          // Telegram dates are whole seconds, and a block usually follows the last message).
+          const reachableAt = found?.[7] ?? null;
+          const stale =
+            (reachableAt !== null && ev.at < reachableAt) ||
+            (!ev.reachable && ((s.newestInboundSentAt.get(contactId) as number | null) ?? -Infinity) > ev.at);
+          if (!stale) s.setReachable.run(ev.reachable ? 1 : 0, ev.at, now, contactId);
           out.statuses++;
           return;
         }

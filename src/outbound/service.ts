@@ -194,6 +194,7 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
               phone: isPhone ? to : null,
               username: null,
               reachable: true,
+              reachableAt: null,
               lastInboundAt: null,
               createdAt: now,
               updatedAt: now,

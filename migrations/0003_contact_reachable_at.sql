@@ -1,0 +1,1 @@
+ALTER TABLE `contacts` ADD `reachable_at` integer;
