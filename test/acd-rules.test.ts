@@ -211,6 +211,20 @@ describe('choice and order', () => {
     expect(conv(c1).state).toBe('queued');
     expect(conv(c3)).toMatchObject({ state: 'offered', agentId: a.id });
   });
+
+  it('looks past a full page of conversations the free agent declined', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const other = await agent('Bo'); // offline: not every agent declined
+    const ch = await channel([a.id, other.id], { utilization: 0, autoAssignLimit: 1000, ...offers() });
+    const declined = Array.from({ length: 250 }, () => enqueue(ch));
+    acd().dispatch(ch);
+    for (const c of declined) acd().reject(c, { agentId: a.id });
+    const next = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(next)).toMatchObject({ state: 'offered', agentId: a.id });
+    expect(declined.every((c) => conv(c).state === 'queued')).toBe(true);
+  });
 });
 
 describe('offers and timeouts', () => {
@@ -236,6 +250,21 @@ describe('offers and timeouts', () => {
     expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 50 });
     const res = await h.api('POST', `/api/conversations/${c2}/accept`, undefined, a.token);
     expect(res.status).toBe(409);
+  });
+
+  it('a reject at or after the deadline loses to the timeout, even before the timer runs', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 50, ...offers(30) });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    clock.advance(45_000); // the timer job is late (a busy worker, a slow Redis)
+    const res = await h.api('POST', `/api/conversations/${c}/reject`, undefined, a.token);
+    expect(res.status).toBe(409);
+    // The timeout is applied at once: the agent does not escape not_responding by rejecting late.
+    expect(conv(c)).toMatchObject({ state: 'queued', agentId: null });
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+    expect(acd().expireOffer(c, 1)).toBe(false); // the timer, when it comes, finds it done
   });
 
   it('gives a not-responding agent no offers until it is online again', async () => {

@@ -29,6 +29,9 @@ type ConversationRow = typeof conversations.$inferSelect;
 
 const DISPATCH_BATCH = 100;
 
+/** A place in a channel's queue order: queue_rank, enqueued_at, rowid of the last row looked at. */
+type QueueCursor = [rank: number, enqueuedAt: number | null, rowid: number];
+
 export function createAcdService(ctx: ServiceContext) {
   const { db, clock } = ctx;
   const sqlite = db.$client;
@@ -42,7 +45,13 @@ export function createAcdService(ctx: ServiceContext) {
     ),
     channelAgentCount: sqlite.prepare('SELECT count(*) FROM channel_agents WHERE channel_id = ?').pluck(),
     queued: sqlite.prepare(
-      `SELECT id, offer_seq FROM conversations WHERE channel_id = ? AND state = 'queued'
+      `SELECT id, offer_seq, queue_rank, enqueued_at, rowid FROM conversations WHERE channel_id = ? AND state = 'queued'
+       ORDER BY queue_rank, enqueued_at, rowid LIMIT ?`,
+    ),
+    // The next page, after the last conversation a transaction looked at (queue order).
+    queuedAfter: sqlite.prepare(
+      `SELECT id, offer_seq, queue_rank, enqueued_at, rowid FROM conversations WHERE channel_id = ? AND state = 'queued'
+         AND (queue_rank, enqueued_at, rowid) > (?, ?, ?)
        ORDER BY queue_rank, enqueued_at, rowid LIMIT ?`,
     ),
     declinedByChannelAgents: sqlite
@@ -68,14 +77,20 @@ export function createAcdService(ctx: ServiceContext) {
     outbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
   };
 
-  function dispatchOnce(channelId: string, now: number): DispatchResult {
+  /**
+   * One transaction of dispatch: up to DISPATCH_BATCH queued conversations from `after` (null: the
+   * head of the queue). `next` is where the following transaction goes on, or null when done.
+   */
+  function dispatchOnce(channelId: string, now: number, after: QueueCursor | null): { assigned: number; next: QueueCursor | null } {
     const ch = q.channel.get(channelId) as
       | { id: string; utilization: number; auto_assign_limit: number; auto_answer: number; notification_timeout_sec: number | null }
       | undefined;
-    if (!ch) return { assigned: 0, more: false };
+    if (!ch) return { assigned: 0, next: null };
     const agentCount = q.channelAgentCount.get(channelId) as number;
-    if (agentCount === 0) return { assigned: 0, more: false };
-    const queued = q.queued.all(channelId, DISPATCH_BATCH) as Array<{ id: string; offer_seq: number }>;
+    if (agentCount === 0) return { assigned: 0, next: null };
+    const queued = (
+      after ? q.queuedAfter.all(channelId, after[0], after[1], after[2], DISPATCH_BATCH) : q.queued.all(channelId, DISPATCH_BATCH)
+    ) as Array<{ id: string; offer_seq: number; queue_rank: number; enqueued_at: number | null; rowid: number }>;
     const autoAnswer = ch.auto_answer === 1;
     let assigned = 0;
     for (const conv of queued) {
@@ -85,7 +100,7 @@ export function createAcdService(ctx: ServiceContext) {
       const agent = bestAgent(args);
       if (!agent) {
         // Nobody fits this one. If nobody would fit any conversation, stop; else it was declines.
-        if (ignoreDeclines === 1 || !bestAgent({ ...args, ignore: 1 })) break;
+        if (ignoreDeclines === 1 || !bestAgent({ ...args, ignore: 1 })) return { assigned, next: null };
         continue;
       }
       const state = autoAnswer ? 'active' : 'offered';
@@ -107,7 +122,12 @@ export function createAcdService(ctx: ServiceContext) {
       }
       assigned++;
     }
-    return { assigned, more: queued.length === DISPATCH_BATCH && assigned > 0 };
+    // A full page and agents still free: go on after it. Not from the head again: what this page
+    // skipped was declined by every agent free now, and stays so for the rest of this dispatch
+    // (assignments only take agents away). Re-reading the head would find those same rows forever
+    // once a hundred of them sit there, and the conversations behind them would wait.
+    const last = queued.at(-1);
+    return { assigned, next: queued.length === DISPATCH_BATCH && last ? [last.queue_rank, last.enqueued_at, last.rowid] : null };
   }
 
   function loadConversation(tx: Tx, id: string): ConversationRow {
@@ -153,6 +173,27 @@ export function createAcdService(ctx: ServiceContext) {
     addToOutbox(tx, now, [agentEvent(agentId, 'status', { status: 'busy', substatus: 'not_responding' })]);
   }
 
+  /**
+   * Offer timer (§2.4): only the offer it was set for, and only once its deadline passed; a late
+   * or duplicate timer changes nothing. Returns whether it took the offer back.
+   */
+  function expireOffer(conversationId: string, seq: number): boolean {
+    return run((tx, now) => {
+      const conv = tx.select().from(conversations).where(eq(conversations.id, conversationId)).get();
+      if (!conv || conv.state !== 'offered' || conv.offerSeq !== seq || conv.offerExpiresAt === null) return false;
+      if (now < conv.offerExpiresAt) return false;
+      const agentId = conv.agentId!;
+      if (!returnToFront(tx, conv, 'offer_timeout', now)) return false;
+      tx.insert(conversationDeclines)
+        .values({ conversationId: conv.id, agentId, reason: 'timeout', at: now })
+        .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'timeout', at: now } })
+        .run();
+      addToOutbox(tx, now, [agentEvent(agentId, 'offer-timeout', { conversationId: conv.id })]);
+      markNotResponding(tx, agentId, now);
+      return true;
+    });
+  }
+
   return {
     /**
      * Pairs queued conversations of the channel with eligible agents until none fits, in
@@ -160,10 +201,12 @@ export function createAcdService(ctx: ServiceContext) {
      */
     dispatch(channelId: string): DispatchResult {
       let total = 0;
+      let cursor: QueueCursor | null = null;
       for (;;) {
-        const r = run((_tx, now) => dispatchOnce(channelId, now));
+        const r = run((_tx, now) => dispatchOnce(channelId, now, cursor));
         total += r.assigned;
-        if (!r.more) return { assigned: total, more: false };
+        if (!r.next) return { assigned: total, more: false };
+        cursor = r.next;
       }
     },
 
@@ -189,10 +232,13 @@ export function createAcdService(ctx: ServiceContext) {
     },
 
     reject(conversationId: string, actor: Actor) {
-      return run((tx, now) => {
+      const result = run((tx, now) => {
         const conv = loadConversation(tx, conversationId);
         const agentId = assertHolderOrGone(conv, actor);
         if (conv.state !== 'offered') throw new AppError('offer_gone', `Conversation is ${conv.state}, not offered`);
+        // As with accept, the deadline wins: a reject at or after it would let an agent who did not
+        // answer in time escape not_responding (§2.4). The timeout is applied below, at once.
+        if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) return { expiredSeq: conv.offerSeq };
         if (!returnToFront(tx, conv, 'rejected', now)) throw new AppError('offer_gone', 'The offer is no longer available');
         tx.insert(conversationDeclines)
           .values({ conversationId: conv.id, agentId, reason: 'rejected', at: now })
@@ -200,6 +246,11 @@ export function createAcdService(ctx: ServiceContext) {
           .run();
         return loadConversation(tx, conv.id);
       });
+      if ('expiredSeq' in result) {
+        expireOffer(conversationId, result.expiredSeq);
+        throw new AppError('offer_gone', 'The offer is no longer available (timed out)');
+      }
+      return result;
     },
 
     close(conversationId: string, actor: Actor) {
@@ -252,26 +303,7 @@ export function createAcdService(ctx: ServiceContext) {
       });
     },
 
-    /**
-     * Offer timer (§2.4): only the offer it was set for, and only once its deadline passed; a late
-     * or duplicate timer changes nothing. Returns whether it took the offer back.
-     */
-    expireOffer(conversationId: string, seq: number): boolean {
-      return run((tx, now) => {
-        const conv = tx.select().from(conversations).where(eq(conversations.id, conversationId)).get();
-        if (!conv || conv.state !== 'offered' || conv.offerSeq !== seq || conv.offerExpiresAt === null) return false;
-        if (now < conv.offerExpiresAt) return false;
-        const agentId = conv.agentId!;
-        if (!returnToFront(tx, conv, 'offer_timeout', now)) return false;
-        tx.insert(conversationDeclines)
-          .values({ conversationId: conv.id, agentId, reason: 'timeout', at: now })
-          .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'timeout', at: now } })
-          .run();
-        addToOutbox(tx, now, [agentEvent(agentId, 'offer-timeout', { conversationId: conv.id })]);
-        markNotResponding(tx, agentId, now);
-        return true;
-      });
-    },
+    expireOffer,
 
     /** Wrap-up timer (§2.5): closes with no code, once its deadline passed. */
     expireWrapup(conversationId: string, seq: number): boolean {
