@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maxAttempts, nextRetryDelay } from './schedule.js';
+import { MAX_PROVIDER_WAIT_MS, maxAttempts, nextRetryDelay } from './schedule.js';
 
 const schedule = [5_000, 30_000, 120_000];
 
@@ -23,6 +23,12 @@ describe('nextRetryDelay', () => {
     expect(nextRetryDelay(schedule, 1, 60_000, () => 0)).toBe(60_000);
     expect(nextRetryDelay(schedule, 1, 1_000, () => 0)).toBe(5_000);
     expect(nextRetryDelay(schedule, 1, 0, () => 0)).toBe(5_000);
+  });
+
+  it('waits out a provider for at most a day, unless the schedule itself asks for longer', () => {
+    expect(nextRetryDelay(schedule, 1, 1e23, () => 0)).toBe(MAX_PROVIDER_WAIT_MS);
+    expect(nextRetryDelay(schedule, 1, MAX_PROVIDER_WAIT_MS - 1, () => 0)).toBe(MAX_PROVIDER_WAIT_MS - 1);
+    expect(nextRetryDelay([2 * MAX_PROVIDER_WAIT_MS], 1, 1e23, () => 0)).toBe(2 * MAX_PROVIDER_WAIT_MS);
   });
 
   it('adds at most 10% jitter', () => {
