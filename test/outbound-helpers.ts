@@ -149,8 +149,11 @@ function nextId(): number {
   return Date.now() % 1_000_000_000 + seq;
 }
 
-/** Posts an inbound text message to the channel as its provider would (signed); returns the provider message id. */
-export async function inbound(h: Harness, ch: TestChannel, from: string, text = 'Hello?'): Promise<string> {
+/**
+ * Posts an inbound text message to the channel as its provider would (signed); returns the provider
+ * message id. `writtenAt` (ms, WhatsApp Business only) is when the client wrote it; default now.
+ */
+export async function inbound(h: Harness, ch: TestChannel, from: string, text = 'Hello?', { writtenAt = Date.now() } = {}): Promise<string> {
   const provider = ch.messenger.provider as Provider;
   const n = nextId();
   let body: string;
@@ -165,7 +168,7 @@ export async function inbound(h: Harness, ch: TestChannel, from: string, text = 
           messaging_product: 'whatsapp',
           metadata: { display_phone_number: '15550001111', phone_number_id: ch.messenger.phoneNumberId },
           contacts: [{ profile: { name: 'Client' }, wa_id: from }],
-          messages: [{ from, id: providerMessageId, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
+          messages: [{ from, id: providerMessageId, timestamp: String(Math.floor(writtenAt / 1000)), type: 'text', text: { body: text } }],
         } }] }],
       });
       headers = { 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', WABA_APP_SECRET, body))}` };
@@ -233,8 +236,8 @@ export function activate(h: OutboundHarness, channelId: string, agentId: string,
 }
 
 /** An inbound message from `from`, then its conversation active with the agent. */
-export async function activeConversation(h: OutboundHarness, ch: TestChannel, agentId: string, from: string) {
-  const inboundId = await inbound(h, ch, from);
+export async function activeConversation(h: OutboundHarness, ch: TestChannel, agentId: string, from: string, opts: { writtenAt?: number } = {}) {
+  const inboundId = await inbound(h, ch, from, undefined, opts);
   const conversationId = activate(h, ch.id, agentId);
   const messageId = h.sql.prepare('SELECT id FROM messages WHERE provider_message_id = ?').pluck().get(inboundId) as string;
   return { conversationId, inboundId, inboundMessageId: messageId };

@@ -223,6 +223,18 @@ describe('reply rules', () => {
     }
     expect(h.sql.prepare('SELECT count(*) FROM deliveries').pluck().get()).toBe(1);
   });
+
+  it('WhatsApp Business 24-hour rule: the window counts from when the client wrote, not from when Meta delivered it', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    // Meta retries a webhook for up to 7 days: this one was written 30 hours ago and arrives now.
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000003', { writtenAt: Date.now() - 30 * 3600_000 });
+    const res = await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'sorry for the wait' }, agent.token);
+    expect(res.status).toBe(422);
+    expect(await json(res)).toMatchObject({ code: 'template_required', field: 'text' });
+    expect((await h.api('POST', `/api/conversations/${conversationId}/messages`, { template }, agent.token)).status).toBe(202);
+  });
 });
 
 describe('write first', () => {

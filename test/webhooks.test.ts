@@ -47,7 +47,7 @@ async function postWaba(ch: { webhookUrl: string }, body: string, secret = APP_S
   });
 }
 
-function wabaText(opts: { id: string; from?: string; body?: string; phoneNumberId?: string; name?: string }) {
+function wabaText(opts: { id: string; from?: string; body?: string; phoneNumberId?: string; name?: string; timestamp?: number }) {
   return JSON.stringify({
     object: 'whatsapp_business_account',
     entry: [
@@ -61,7 +61,7 @@ function wabaText(opts: { id: string; from?: string; body?: string; phoneNumberI
               metadata: { display_phone_number: '15550001111', phone_number_id: opts.phoneNumberId ?? '106540352242922' },
               contacts: [{ profile: { name: opts.name ?? 'Ana' }, wa_id: opts.from ?? '4915112345678' }],
               messages: [
-                { from: opts.from ?? '4915112345678', id: opts.id, timestamp: '1767225600', type: 'text', text: { body: opts.body ?? 'Is my order shipped?' } },
+                { from: opts.from ?? '4915112345678', id: opts.id, timestamp: String(opts.timestamp ?? 1767225600), type: 'text', text: { body: opts.body ?? 'Is my order shipped?' } },
               ],
             },
           },
@@ -591,13 +591,14 @@ describe('read API', () => {
     expect(created).toMatchObject({ createdAt: started, updatedAt: started, lastMessageAt: started });
 
     (h.clock as FakeClock).advance(60_000);
-    await postWaba(ch, wabaText({ id: 'wamid.L2' }));
     const later = started + 60_000;
+    await postWaba(ch, wabaText({ id: 'wamid.L2', timestamp: Math.floor(later / 1000) - 5 })); // written 5 s before it arrived
     const one = await json(await h.api('GET', `/api/conversations/${created!.id}`));
     expect(one).toMatchObject({ updatedAt: started, lastMessageAt: later });
     expect((await conversationsOf(ch.id))[0]).toMatchObject({ updatedAt: started, lastMessageAt: later });
-    // The contact, though, keeps its inbound time current (the WhatsApp 24-hour window needs it).
-    expect(await json(await h.api('GET', `/api/contacts/${created!.contactId}`))).toMatchObject({ lastInboundAt: later });
+    // The contact, though, keeps its inbound time current (the WhatsApp 24-hour window needs it):
+    // when the message was written, by the provider's clock, not when it arrived.
+    expect(await json(await h.api('GET', `/api/contacts/${created!.contactId}`))).toMatchObject({ lastInboundAt: (Math.floor(later / 1000) - 5) * 1000 });
 
     // A redelivery is a duplicate: nothing moves.
     (h.clock as FakeClock).advance(60_000);

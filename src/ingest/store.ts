@@ -47,6 +47,16 @@ type ContactRow = [rowid: number, id: string, providerContactId: string, name: s
 /** A contact's latest conversation: id, state, agent_id. */
 type ConversationRow = [id: string, state: string, agentId: string | null];
 
+/**
+ * When the contact wrote a message: the provider's time, never later than now. The contact's last
+ * inbound time (WhatsApp's 24-hour window for free text) counts from it, not from when the webhook
+ * arrived: Meta retries a delivery for up to 7 days, and a window counted from a late arrival
+ * would let free text go out that Meta then refuses (131047).
+ */
+function wroteAt(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): number {
+  return ev.sentAt > 0 && ev.sentAt < now ? ev.sentAt : now;
+}
+
 export function createIngestStore(sqlite: Database.Database) {
   const s = {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
@@ -180,7 +190,7 @@ export function createIngestStore(sqlite: Database.Database) {
               out.duplicates++;
               return;
             }
-            refreshContact(found, ev.contact, now, ev.sentAt || now, now);
+            refreshContact(found, ev.contact, wroteAt(ev, now), ev.sentAt || now, now);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
             }
@@ -192,7 +202,7 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contactId = upsertContact(channel.id, ev.contact, found, now, ev.sentAt || now, now);
+          const contactId = upsertContact(channel.id, ev.contact, found, wroteAt(ev, now), ev.sentAt || now, now);
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
           s.insertConversation.run(conversationId, channel.id, contactId, channel.conversationType, state, state === 'queued' ? now : null, now, now);
