@@ -307,6 +307,22 @@ describe('replay', () => {
     expect((await h.api('POST', '/api/deliveries/dl_unknown/replay')).status).toBe(404);
   });
 
+  it('refuses (409) to replay a delivery whose attempt is waiting on the provider: it would send twice', async () => {
+    const { reply } = await setupConversation('api');
+    fakes.callback.script({ status: 200, delayMs: 1_500 });
+    h.startWorker();
+    const { deliveryId } = await reply();
+    await waitFor('the attempt to reach the provider', () => fakes.callback.requestCount === 1);
+    expect(deliveryRow(h, deliveryId).sending_until).toBeGreaterThan(Date.now());
+    const res = await h.api('POST', `/api/deliveries/${deliveryId}/replay`);
+    expect(res.status).toBe(409);
+    expect((await json(res)).detail).toMatch(/waiting on the provider.*send it twice/);
+    expect(await json(await h.api('POST', '/api/deliveries/replay', { filter: { status: 'pending' } }))).toEqual({ matched: 1, replayed: 0, dryRun: false });
+    expect(await settled(h, deliveryId)).toMatchObject({ status: 'sent', replays: 0, sending_until: null });
+    await sleep(200);
+    expect(fakes.callback.requestCount).toBe(1);
+  });
+
   it('replaying a retrying delivery starts a new cycle now; the old cycle’s delayed job then does nothing', async () => {
     const { reply } = await setupConversation('api');
     fakes.callback.script({ status: 503, headers: { 'retry-after': '1' } });

@@ -311,6 +311,12 @@ export const deliveries = sqliteTable(
     lastHttpStatus: integer(),
     /** When a job for the current attempt was requested (outbox row or sweeper); null = the sweeper must queue it. */
     enqueuedAt: integer(),
+    /**
+     * While an attempt is waiting on the provider: until when (ms) its worker holds it. A replay
+     * then is a 409 (it would send a second copy), and the sweeper leaves it alone. Cleared when
+     * the attempt is recorded; a worker that dies mid-send lets it lapse.
+     */
+    sendingUntil: integer(),
     /** Replays by ops; each starts a new attempt cycle (attempts back to 0). Part of the job id. */
     replays: integer().notNull().default(0),
     replayedAt: integer(),

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, lt, lte, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, isNull, lt, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import { parseDuration } from '../config.js';
 import { deliveries, deliveryAttempts, messages, type DeliveryStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
@@ -75,6 +75,8 @@ export function deliveryView(r: DeliveryRow & { conversationId: string; messageS
     updatedAt: r.updatedAt,
     sentAt: r.sentAt,
     replayedAt: r.replayedAt,
+    /** Set while an attempt waits on the provider: until when its worker holds it (no replay till then). */
+    sendingUntil: r.sendingUntil,
   };
 }
 
@@ -101,6 +103,7 @@ export function createDeliveryOps(ctx: ServiceContext) {
       createdAt: deliveries.createdAt,
       updatedAt: deliveries.updatedAt,
       sentAt: deliveries.sentAt,
+      sendingUntil: deliveries.sendingUntil,
     };
   }
 
@@ -138,7 +141,8 @@ export function createDeliveryOps(ctx: ServiceContext) {
         enqueuedAt: now,
         updatedAt: now,
       })
-      .where(and(eq(deliveries.id, id), ne(deliveries.status, 'sent')))
+      // Not while an attempt waits on the provider: it may yet succeed, and this would send again.
+      .where(and(eq(deliveries.id, id), ne(deliveries.status, 'sent'), or(isNull(deliveries.sendingUntil), lte(deliveries.sendingUntil, now))))
       .returning({ replays: deliveries.replays, messageId: deliveries.messageId })
       .get();
     if (!updated) return false;
@@ -207,7 +211,16 @@ export function createDeliveryOps(ctx: ServiceContext) {
       if (d.status === 'sent') throw new AppError('conflict', `Delivery ${id} was sent; a sent delivery is never replayed`);
       const now = clock.now();
       const ok = db.transaction((tx) => replayIn(tx, id, now), { behavior: 'immediate' });
-      if (!ok) throw new AppError('conflict', `Delivery ${id} was sent meanwhile; a sent delivery is never replayed`);
+      if (!ok) {
+        const current = getOne(id);
+        if (current.sendingUntil !== null && current.sendingUntil > now) {
+          throw new AppError(
+            'conflict',
+            `Delivery ${id} has an attempt waiting on the provider (until ${new Date(current.sendingUntil).toISOString()}); a replay now could send it twice`,
+          );
+        }
+        throw new AppError('conflict', `Delivery ${id} was sent meanwhile; a sent delivery is never replayed`);
+      }
       ctx.notifyOutbox();
       log.info({ deliveryId: id, previousStatus: d.status, replays: d.replays + 1 }, 'delivery replayed');
       return deliveryView(getOne(id));

@@ -1,3 +1,4 @@
+import { relaxedSync } from '../db/relaxed-sync.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { MessengerConfig, OutboundMessage, ProviderName, SendResult } from '../providers/types.js';
 import type { DeliveryJobData } from '../queue/delivery-jobs.js';
@@ -91,6 +92,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     });
   }
   const schedule = ctx.config.deliveryRetrySchedule;
+  const relaxed = relaxedSync(sqlite);
   const q = {
     load: sqlite.prepare(
       `SELECT d.id, d.status, d.attempts, d.replays, d.channel_id, m.id AS message_id, m.conversation_id, m.agent_id,
@@ -108,7 +110,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     // A success is recorded whatever the cycle: it was sent, and must never be sent again.
     markSent: sqlite.prepare(
       `UPDATE deliveries SET status = 'sent', attempts = CASE WHEN replays = @cycle THEN max(attempts, @attempt) ELSE attempts END,
-         next_attempt_at = NULL, last_http_status = @httpStatus, sent_at = @now, updated_at = @now
+         next_attempt_at = NULL, last_http_status = @httpStatus, sent_at = @now, sending_until = NULL, updated_at = @now
        WHERE id = @deliveryId AND status IN ('pending', 'retrying')`,
     ),
     idTaken: sqlite
@@ -121,12 +123,12 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     ),
     markRetrying: sqlite.prepare(
       `UPDATE deliveries SET status = 'retrying', attempts = @attempt, next_attempt_at = @nextAttemptAt, enqueued_at = @now,
-         last_error = @error, last_error_code = @code, last_http_status = @httpStatus, updated_at = @now
+         last_error = @error, last_error_code = @code, last_http_status = @httpStatus, sending_until = NULL, updated_at = @now
        WHERE id = @deliveryId AND status IN ('pending', 'retrying') AND replays = @cycle AND attempts = @attempt - 1`,
     ),
     markDead: sqlite.prepare(
       `UPDATE deliveries SET status = 'dead', attempts = @attempt, next_attempt_at = NULL,
-         last_error = @error, last_error_code = @code, last_http_status = @httpStatus, updated_at = @now
+         last_error = @error, last_error_code = @code, last_http_status = @httpStatus, sending_until = NULL, updated_at = @now
        WHERE id = @deliveryId AND status IN ('pending', 'retrying') AND replays = @cycle AND attempts = @attempt - 1`,
     ),
     messageFailed: sqlite.prepare(
@@ -135,8 +137,15 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     outbox: sqlite.prepare("INSERT INTO outbox (kind, payload, created_at) VALUES ('delivery', ?, ?)"),
     sweep: sqlite.prepare(
       `SELECT id, replays, attempts, next_attempt_at AS nextAttemptAt, enqueued_at AS enqueuedAt FROM deliveries
-       WHERE status IN ('pending', 'retrying') AND (enqueued_at IS NULL OR coalesce(next_attempt_at, created_at) <= ?)
-       ORDER BY enqueued_at IS NOT NULL, next_attempt_at LIMIT ?`,
+       WHERE status IN ('pending', 'retrying') AND (enqueued_at IS NULL OR coalesce(next_attempt_at, created_at) <= @due)
+         AND (sending_until IS NULL OR sending_until <= @now)
+       ORDER BY enqueued_at IS NOT NULL, next_attempt_at LIMIT @limit`,
+    ),
+    // The attempt `job` names is this worker's until `until` (see deliveries.sendingUntil).
+    claim: sqlite.prepare(
+      `UPDATE deliveries SET sending_until = @until
+       WHERE id = @deliveryId AND status IN ('pending', 'retrying') AND replays = @cycle AND attempts = @attempt - 1
+         AND (sending_until IS NULL OR sending_until <= @now)`,
     ),
     markEnqueued: sqlite.prepare('UPDATE deliveries SET enqueued_at = ? WHERE id = ?'),
   };
@@ -237,6 +246,15 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
       return out;
     },
 
+    /**
+     * Takes the attempt `job` names for `leaseMs` before the provider is called: false when it is
+     * stale (replayed, or already recorded) or another worker holds it. Committed at
+     * `synchronous = NORMAL`: a lease lost to a power cut only lets a replay through, as before.
+     */
+    claimAttempt(job: DeliveryJobData, now: number, leaseMs: number): boolean {
+      return relaxed.run(() => q.claim.run({ deliveryId: job.deliveryId, cycle: job.cycle, attempt: job.attempt, now, until: now + leaseMs }).changes === 1);
+    },
+
     /** Attempts per cycle under the configured schedule. */
     maxAttempts: () => maxAttempts(schedule),
 
@@ -245,7 +263,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
      * at least `graceMs` (their job should have run by now). The caller checks Redis for the job.
      */
     sweepCandidates(now: number, graceMs: number, limit: number): SweepCandidate[] {
-      return q.sweep.all(now - graceMs, limit) as SweepCandidate[];
+      return q.sweep.all({ due: now - graceMs, now, limit }) as SweepCandidate[];
     },
 
     markEnqueued(ids: readonly string[], now: number): void {
