@@ -227,6 +227,33 @@ describe('choice and order', () => {
   });
 });
 
+describe('chatbot handoff', () => {
+  it('hands a bot conversation to ACD at the back of the queue; 409 from any other state, admin only', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 10, ...offers() });
+    const first = enqueue(ch);
+    const withBot = enqueue(ch);
+    sql().prepare("UPDATE conversations SET state = 'bot', enqueued_at = NULL WHERE id = ?").run(withBot);
+    acd().dispatch(ch);
+    expect(conv(withBot).state).toBe('bot'); // ACD leaves the chatbot's conversations alone
+    expect((await h.api('POST', `/api/conversations/${withBot}/handoff`, undefined, a.token)).status).toBe(403);
+
+    const res = await h.api('POST', `/api/conversations/${withBot}/handoff`);
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ id: withBot, state: 'queued', agentId: null });
+    expect(sql().prepare("SELECT count(*) FROM outbox WHERE kind = 'dispatch'").pluck().get()).toBeGreaterThan(0);
+    acd().dispatch(ch);
+    expect(conv(first)).toMatchObject({ state: 'offered', agentId: a.id });
+    expect(conv(withBot)).toMatchObject({ state: 'offered', agentId: a.id });
+
+    const again = await h.api('POST', `/api/conversations/${withBot}/handoff`);
+    expect(again.status).toBe(409);
+    expect((await json(again)).detail).toMatch(/offered, not with the chatbot/);
+    expect((await h.api('POST', '/api/conversations/cv_unknown/handoff')).status).toBe(404);
+  });
+});
+
 describe('offers and timeouts', () => {
   it('accepting makes the conversation active; the timeout wins a tie with a late accept', async () => {
     const a = await agent('Ana');

@@ -227,6 +227,26 @@ describe('WhatsApp Business webhooks', () => {
     expect((await conversationsOf(ch.id))[0]).toMatchObject({ state: 'bot' });
   });
 
+  it('hands the chatbot\'s conversations to ACD when the channel loses its chatbot', async () => {
+    const bot = await json(await h.api('POST', '/api/chatbots', { name: 'Greeter', url: 'https://bot.example/hook' }));
+    const ch = await wabaChannel('106540352242922', { chatbotId: bot.id });
+    await postWaba(ch, wabaText({ id: 'wamid.B1' }));
+    const [withBot] = await conversationsOf(ch.id);
+    expect(withBot).toMatchObject({ state: 'bot' });
+
+    expect((await h.api('PATCH', `/api/channels/${ch.id}`, { name: 'Support, no bot' })).status).toBe(200);
+    expect((await conversationsOf(ch.id))[0]).toMatchObject({ state: 'bot' }); // other changes leave them be
+    expect((await h.api('PATCH', `/api/channels/${ch.id}`, { chatbotId: null })).status).toBe(200);
+    expect((await conversationsOf(ch.id))[0]).toMatchObject({ id: withBot!.id, state: 'queued' });
+    const history = h.deps.db.$client.prepare('SELECT from_state, to_state, reason FROM conversation_history WHERE conversation_id = ? ORDER BY id').all(withBot!.id);
+    expect(history).toEqual([
+      { from_state: null, to_state: 'bot', reason: 'inbound_message' },
+      { from_state: 'bot', to_state: 'queued', reason: 'chatbot_removed' },
+    ]);
+    await postWaba(ch, wabaText({ id: 'wamid.B2' })); // the contact writes on: the same conversation, now queued
+    expect(await conversationsOf(ch.id)).toHaveLength(1);
+  });
+
   it('routes each change by phone number id to the channel of that number (same app secret)', async () => {
     const a = await wabaChannel('1001');
     const b = await wabaChannel('1002');

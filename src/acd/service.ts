@@ -317,6 +317,26 @@ export function createAcdService(ctx: ServiceContext) {
       });
     },
 
+    /**
+     * The chatbot hands a conversation over to ACD (DESIGN.md §1: a chatbot gets the conversation
+     * first, ACD only after handoff): `bot` → `queued` at the back of the queue, then dispatch.
+     * 409 from any other state.
+     */
+    handoff(conversationId: string) {
+      return run((tx, now) => {
+        const conv = loadConversation(tx, conversationId);
+        const res = tx
+          .update(conversations)
+          .set({ state: 'queued', queueRank: 1, enqueuedAt: now, updatedAt: now })
+          .where(and(eq(conversations.id, conv.id), eq(conversations.state, 'bot')))
+          .run();
+        if (res.changes !== 1) throw new AppError('conflict', `Conversation is ${conv.state}, not with the chatbot`);
+        recordHistory(tx, { conversationId: conv.id, from: 'bot', to: 'queued', agentId: null, reason: 'handoff', at: now });
+        addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: conv.channelId } }]);
+        return loadConversation(tx, conv.id);
+      });
+    },
+
     /** Waiting conversations of a channel, in the order they will be offered. */
     queue(channelId: string) {
       const now = clock.now();

@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, ne } from 'drizzle-orm';
+import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
 import {
   agents,
   channelAgents,
@@ -6,6 +6,7 @@ import {
   channels,
   chatbots,
   completionCodes,
+  conversations,
 } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { bytesToBase64, randomToken } from '../lib/crypto.js';
@@ -196,6 +197,16 @@ export function createChannelService(ctx: ServiceContext) {
     addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: id } }]);
   }
 
+  function handOverBotConversations(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], channelId: string, now: number): void {
+    // History first, by one INSERT … SELECT: a channel may hold thousands of them.
+    tx.run(sql`INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at)
+      SELECT id, 'bot', 'queued', NULL, 'chatbot_removed', ${now} FROM conversations WHERE channel_id = ${channelId} AND state = 'bot'`);
+    tx.update(conversations)
+      .set({ state: 'queued', queueRank: 1, enqueuedAt: sql`${conversations.createdAt}`, updatedAt: now })
+      .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'bot')))
+      .run();
+  }
+
   function columns(s: ChannelSettings) {
     return {
       name: s.name,
@@ -294,6 +305,9 @@ export function createChannelService(ctx: ServiceContext) {
             .where(eq(channels.id, id))
             .run();
           writeSettings(tx, id, settings, now);
+          // Without a chatbot nobody would ever hand its conversations over: they go to ACD now
+          // (writeSettings has queued a dispatch), in the order they started.
+          if (stored.chatbotId !== null && settings.chatbotId === null) handOverBotConversations(tx, id, now);
         },
         { behavior: 'immediate' },
       );

@@ -40,6 +40,9 @@ export function registerAcd(app: Hono<AppEnv>): void {
     return c.json(view(c, conv));
   });
 
+  // The chatbot's integration (admin token) hands a `bot` conversation over to ACD.
+  app.post('/api/conversations/:id/handoff', admin, (c) => c.json(view(c, c.get('deps').services.acd.handoff(c.req.param('id')))));
+
   app.get('/api/channels/:id/queue', admin, (c) => {
     const deps = c.get('deps');
     const channel = deps.services.channels.get(c.req.param('id'));
