@@ -75,4 +75,41 @@ describe('ACD end to end', () => {
     const history = (await json(await h.api('GET', `/api/conversations/${conversationId}/history`))).data.map((e: any) => e.reason);
     expect(history).toEqual(['inbound_message', 'offer', 'offer_timeout', 'offer', 'accepted', 'closed_by_agent', 'wrapup_timeout']);
   });
+
+  it('runs a timer again when it fails: the offer still expires', async () => {
+    const harness = createHarness({ clock: systemClock });
+    h = harness;
+    harness.deps.relay.start();
+    workers = startWorkers(harness.deps);
+    const sqlite = harness.deps.db.$client;
+    // The first run of the offer timeout fails inside its transaction, as a database busy past its
+    // timeout would; later runs go through.
+    sqlite.exec(`CREATE TABLE fail_timeout (armed INTEGER NOT NULL); INSERT INTO fail_timeout VALUES (1);
+      CREATE TRIGGER fail_timeout_once BEFORE UPDATE OF state ON conversations
+      WHEN OLD.state = 'offered' AND NEW.state = 'queued' AND (SELECT armed FROM fail_timeout) = 1
+      BEGIN SELECT RAISE(ABORT, 'injected failure'); END;`);
+    const agent = await json(await harness.api('POST', '/api/agents', { name: 'Ana', email: 'ana-retry@example.com' }));
+    const ch = await json(
+      await harness.api('POST', '/api/channels', channelBody({
+        messenger: { provider: 'whatsapp_business', phoneNumberId: '3002', accessToken: 't', appSecret: SECRET, verifyToken: 'v' },
+        agentIds: [agent.id],
+        handling: { utilization: 50, autoAssignLimit: 2, autoAnswer: false, notificationTimeoutSec: 1, completionCodeIds: [], completionCodeTimeoutSec: null },
+      })),
+    );
+    await harness.api('PUT', `/api/agents/${agent.id}/status`, { status: 'online' }, agent.token);
+    await postText(harness, ch.webhookUrl, 'wamid.RETRY1', '4915100000002', '3002');
+    const conv = async () => (await json(await harness.api('GET', `/api/conversations?channelId=${ch.id}`))).data[0];
+    for (let i = 0; i < 100 && (await conv())?.state !== 'offered'; i++) await new Promise((r) => setTimeout(r, 50));
+    const { id: conversationId } = await conv();
+
+    const timer = () => harness.deps.queues.acd.getJob(`expire-offer-${conversationId}-1`);
+    for (let i = 0; i < 100 && ((await timer())?.attemptsMade ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await timer())?.failedReason).toMatch(/injected failure/);
+    expect((await conv()).state).toBe('offered'); // the failed run changed nothing
+    sqlite.exec('UPDATE fail_timeout SET armed = 0');
+
+    for (let i = 0; i < 100 && (await conv()).state === 'offered'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await conv()).toMatchObject({ state: 'queued', agentId: null });
+    expect(await json(await harness.api('GET', `/api/agents/${agent.id}`))).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+  });
 });

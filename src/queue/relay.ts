@@ -16,6 +16,14 @@ import {
 import type { OutboxItem } from './outbox.js';
 
 /**
+ * ACD jobs (dispatch, offer and wrap-up timers) that throw (the database busy past its timeout,
+ * say) run again: 1 s, 2 s, 4 s … about 17 minutes in all. Each is a compare-and-set on the state
+ * it was made for, so running one again changes nothing once it has done its work; without this, a
+ * timer that failed once never fired, and its offer never expired.
+ */
+export const ACD_JOB_RETRIES = { attempts: 10, backoff: { type: 'exponential', delay: 1_000 } } as const;
+
+/**
  * Moves committed outbox rows to BullMQ and Redis pub/sub. Rows are claimed with a lease (so two
  * processes on one database do not both hand them over), handed over in bulk, then deleted. When
  * Redis is down the rows stay and the relay retries with backoff: nothing committed is lost.
@@ -113,7 +121,7 @@ export function createOutboxRelay(opts: {
           acdJobs.push({
             name: JOB_DISPATCH,
             data: { channelId },
-            opts: { deduplication: { id: dispatchDedupeId(channelId) }, removeOnComplete: true, removeOnFail: 1000 },
+            opts: { deduplication: { id: dispatchDedupeId(channelId) }, removeOnComplete: true, removeOnFail: 1000, ...ACD_JOB_RETRIES },
           });
           break;
         }
@@ -127,6 +135,7 @@ export function createOutboxRelay(opts: {
               delay: Math.max(0, p.runAt - now),
               removeOnComplete: true,
               removeOnFail: 1000,
+              ...ACD_JOB_RETRIES,
             },
           });
           break;
