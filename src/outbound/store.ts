@@ -1,4 +1,3 @@
-import { relaxedSync } from '../db/relaxed-sync.js';
 import type { GroupCommitter } from '../ingest/group-commit.js';
 import type { MessengerConfig, OutboundMessage, ProviderName, SendResult } from '../providers/types.js';
 import type { DeliveryJobData } from '../queue/delivery-jobs.js';
@@ -92,7 +91,6 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     });
   }
   const schedule = ctx.config.deliveryRetrySchedule;
-  const relaxed = relaxedSync(sqlite);
   const q = {
     load: sqlite.prepare(
       `SELECT d.id, d.status, d.attempts, d.replays, d.channel_id, m.id AS message_id, m.conversation_id, m.agent_id,
@@ -248,11 +246,12 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
 
     /**
      * Takes the attempt `job` names for `leaseMs` before the provider is called: false when it is
-     * stale (replayed, or already recorded) or another worker holds it. Committed at
-     * `synchronous = NORMAL`: a lease lost to a power cut only lets a replay through, as before.
+     * stale (replayed, or already recorded) or another worker holds it. Through the group
+     * committer, so the claims of the jobs that start together share one transaction: a commit
+     * of its own per claim cost 0.07–0.18 ms of CPU per delivery on the outbound bench.
      */
-    claimAttempt(job: DeliveryJobData, now: number, leaseMs: number): boolean {
-      return relaxed.run(() => q.claim.run({ deliveryId: job.deliveryId, cycle: job.cycle, attempt: job.attempt, now, until: now + leaseMs }).changes === 1);
+    claimAttempt(job: DeliveryJobData, now: number, leaseMs: number): Promise<boolean> {
+      return committer.submit(() => q.claim.run({ deliveryId: job.deliveryId, cycle: job.cycle, attempt: job.attempt, now, until: now + leaseMs }).changes === 1);
     },
 
     /** Attempts per cycle under the configured schedule. */

@@ -65,7 +65,7 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
       at = deps.clock.now();
       // Held in the database for as long as the call may take and then some: a replay meanwhile
       // is refused (it would send a second copy), and no sweeper, in any process, re-queues it.
-      if (!outbound.claimAttempt(data, at, sendTimeoutMs * 2)) {
+      if (!(await outbound.claimAttempt(data, at, sendTimeoutMs * 2))) {
         log.debug({ jobId: job.id, deliveryId: data.deliveryId }, 'delivery job skipped: the attempt was replayed or is held by another worker');
         return;
       }
