@@ -189,7 +189,7 @@ describe('reply rules', () => {
     ['a template without language', { template: { name: 'x' } }, 400, 'template.language'],
     ['a template on Telegram', { template }, 400, 'template'],
     // As text: too deep for JSON.stringify, which is what made storing it a 500.
-    ['template components nested 100,000 levels deep', `{"template":{"name":"x","language":{"code":"en"},"components":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`, 400, 'template.components.0.0.0.0.0.0.0.0'],
+    ['template components nested 100,000 levels deep', `{"template":{"name":"x","language":{"code":"en"},"components":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`, 400, `template.components.${Array(30).fill('0').join('.')}`],
     ['a reply to a message of another conversation', { text: 'a', replyToMessageId: 'msg_nope' }, 400, 'replyToMessageId'],
   ])('refuses %s and stores nothing', async (_name, body, status, field) => {
     setup();

@@ -98,14 +98,18 @@ export function createAgentService(ctx: ServiceContext) {
 
   return {
     async create(input: { name: string; email: string }): Promise<AgentView & { token: string }> {
+      const token = `${AGENT_TOKEN_PREFIX}${randomToken(24)}`;
+      const tokenHash = await sha256Hex(token);
+      // Check and insert with no await between: a second request for the same email cannot come
+      // in between in this process (two at once had given a 500 from the unique index), and the
+      // index itself still answers for another process.
       const now = clock.now();
       assertEmailFree(input.email);
-      const token = `${AGENT_TOKEN_PREFIX}${randomToken(24)}`;
       const row: AgentRow = {
         id: newId('ag'),
         name: input.name,
         email: input.email,
-        tokenHash: await sha256Hex(token),
+        tokenHash,
         status: 'offline',
         substatus: null,
         statusChangedAt: now,
@@ -115,7 +119,14 @@ export function createAgentService(ctx: ServiceContext) {
         createdAt: now,
         updatedAt: now,
       };
-      db.insert(agents).values(row).run();
+      try {
+        db.insert(agents).values(row).run();
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' && /agents\.email/.test((err as Error).message)) {
+          throw new AppError('conflict', `An agent with email ${input.email} already exists`, [{ field: 'email', message: 'already in use' }]);
+        }
+        throw err;
+      }
       return { ...view(row), token };
     },
 

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { AppError, validationFromIssues } from '../errors.js';
+import { MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
 import type { AppContext } from './types.js';
 
 /** Reads a JSON body and validates it; problem+json with the field at fault on failure. */
@@ -14,10 +15,17 @@ export async function readJson<S extends z.ZodType>(c: AppContext, schema: S): P
   } catch {
     throw new AppError('invalid_json', 'Request body is not valid JSON', [{ field: '(body)', message: 'not valid JSON' }]);
   }
+  // Before anything walks it recursively (schemas, structuredClone, JSON.stringify when stored):
+  // a body nested thousands of levels deep overflowed the stack there (a 500).
+  const deep = pathDeeperThan(raw, MAX_BODY_DEPTH);
+  if (deep !== null) throw AppError.validation(deep.length > 200 ? `${deep.slice(0, 200)}…` : deep, `nests more than ${MAX_BODY_DEPTH} levels deep`);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw validationFromIssues(parsed.error.issues);
   return parsed.data;
 }
+
+/** How deep an API body may nest; the deepest real one (a template's components) needs about six. */
+export const MAX_BODY_DEPTH = MAX_DETAILS_DEPTH;
 
 /** Validates query parameters. */
 export function readQuery<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {

@@ -46,6 +46,16 @@ describe('channels API', () => {
     expect(again.messenger).toEqual({ provider: 'api', callbackUrl: 'https://crm.example/hook' });
   });
 
+  it('returns the secret a PATCH to another provider generates, once', async () => {
+    const tg = await json(await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012' } })));
+    const res = await h.api('PATCH', `/api/channels/${tg.id}`, { messenger: { provider: 'api', callbackUrl: 'https://crm.example/hook' }, writeFirst: { enabled: false } });
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body.messenger.secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(h.deps.services.channels.load(tg.id).messenger).toMatchObject({ provider: 'api', secret: body.messenger.secret });
+    expect((await json(await h.api('GET', `/api/channels/${tg.id}`))).messenger).toEqual({ provider: 'api', callbackUrl: 'https://crm.example/hook' });
+  });
+
   it('generates a Telegram secret token when absent', async () => {
     const res = await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012' } }));
     expect(res.status).toBe(201);
@@ -104,8 +114,24 @@ describe('channels API', () => {
     const apiB = await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'api', callbackUrl: 'https://crm.example/b' }, writeFirst: { enabled: true, channelId: a.id } }));
     expect(apiB.status).toBe(400);
     expect((await json(apiB)).field).toBe('writeFirst.channelId');
-    // The telegram channel cannot be deleted while the api channel writes first through it.
+    // The telegram channel cannot be deleted while the api channel writes first through it…
     expect((await h.api('DELETE', `/api/channels/${tg.id}`)).status).toBe(409);
+    // …nor become a channel that cannot write first.
+    const toApi = await h.api('PATCH', `/api/channels/${tg.id}`, { messenger: { provider: 'api', callbackUrl: 'https://crm.example/c' }, writeFirst: { enabled: false } });
+    expect(toApi.status).toBe(409);
+    expect(await json(toApi)).toMatchObject({ code: 'conflict', field: 'messenger.provider' });
+    expect(h.deps.services.channels.load(tg.id).messenger.provider).toBe('telegram');
+    expect((await h.api('PATCH', `/api/channels/${a.id}`, { name: 'still valid' })).status).toBe(200);
+  });
+
+  it('refuses a body nested deeper than 32 levels with 400 naming where, before anything walks it', async () => {
+    const deep = `{"name":"x","extra":${'['.repeat(5_000)}${']'.repeat(5_000)}}`;
+    const res = await h.api('POST', '/api/channels', deep);
+    expect(res.status).toBe(400);
+    expect((await json(res)).field).toBe(`extra.${Array(31).fill('0').join('.')}`);
+    const ch = await json(await h.api('POST', '/api/channels', channelBody()));
+    expect((await h.api('PATCH', `/api/channels/${ch.id}`, deep)).status).toBe(400);
+    expect((await json(await h.api('GET', '/api/channels'))).data).toHaveLength(1);
   });
 
   it('refuses a second channel for the same WhatsApp number', async () => {
@@ -181,6 +207,10 @@ describe('agents API', () => {
   it('refuses a duplicate email and an unknown status', async () => {
     await h.api('POST', '/api/agents', { name: 'A', email: 'a@example.com' });
     expect((await h.api('POST', '/api/agents', { name: 'A2', email: 'a@example.com' })).status).toBe(409);
+    // Two at once (a double click): one is created, the other is a 409, not a 500.
+    const both = await Promise.all(['B1', 'B2'].map((name) => h.api('POST', '/api/agents', { name, email: 'b@example.com' })));
+    expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
+    expect((await json(both.find((r) => r.status === 409)!)).field).toBe('email');
     const a = await json(await h.api('POST', '/api/agents', { name: 'C', email: 'c@example.com' }));
     const res = await h.api('PUT', `/api/agents/${a.id}/status`, { status: 'away' });
     expect(res.status).toBe(400);

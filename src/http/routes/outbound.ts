@@ -1,7 +1,6 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import type { Actor } from '../../outbound/compose.js';
-import { MAX_DETAILS_DEPTH, pathDeeperThan } from '../../providers/helpers.js';
 import type { OutboundContent } from '../../providers/types.js';
 import { readJson } from '../body.js';
 import { requireAuth } from '../middleware.js';
@@ -12,15 +11,8 @@ import type { AppEnv, Auth } from '../types.js';
 export const templateSchema = z.strictObject({
   name: z.string().min(1).max(512),
   language: z.strictObject({ code: z.string().min(2).max(15) }),
-  // Passed to the provider as given; bounded in depth, since storing it serializes it (a body
-  // nested thousands of levels deep overflowed the stack there: a 500).
-  components: z
-    .array(z.unknown())
-    .superRefine((components, ctx) => {
-      const deep = pathDeeperThan(components, MAX_DETAILS_DEPTH);
-      if (deep !== null) ctx.addIssue({ code: 'custom', path: deep.split('.').slice(0, 8), message: `nests more than ${MAX_DETAILS_DEPTH} levels deep` });
-    })
-    .optional(),
+  // Passed to the provider as given (readJson has bounded how deep it nests).
+  components: z.array(z.unknown()).optional(),
 });
 
 const contentFields = {
