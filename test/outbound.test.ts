@@ -381,11 +381,31 @@ describe('write first', () => {
     setup();
     const agent = await createAgent(h);
     const ch = await createChannel(h, fakes, 'whatsapp', { agentIds: [agent.id] });
-    for (const to of ['abc', '123', '+1 234 567 890 123 456 7']) {
+    for (const to of ['abc', '123', '+1 234 567 890 123 456 7', '0151 12345678', '+0151 12345678']) {
       const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to, text: 'x' }, agent.token);
       expect(res.status, to).toBe(400);
       expect((await json(res)).field).toBe('to');
     }
+    // One client, however the number is written: one contact, one conversation.
+    const first = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '+49 151 12345678', text: 'x' }, agent.token);
+    expect(first.status).toBe(202);
+    for (const to of ['0049 151 12345678', '+49 (0)151 12345678', '0049 (0) 151-123 456 78']) {
+      const res = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to, text: 'y' }, agent.token);
+      expect(res.status, to).toBe(202);
+    }
+    expect(h.sql.prepare('SELECT provider_contact_id FROM contacts').pluck().all()).toEqual(['4915112345678']);
+    expect(h.sql.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(1);
+  });
+
+  it('spells a Telegram chat id one way: 0700000030 is 700000030', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    for (const to of ['700000030', '0700000030', ' 700000030 ']) {
+      expect((await h.api('POST', `/api/channels/${ch.id}/write-first`, { to, text: 'x' }, agent.token)).status, to).toBe(202);
+    }
+    expect(h.sql.prepare('SELECT provider_contact_id FROM contacts').pluck().all()).toEqual(['700000030']);
+    expect(h.sql.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(1);
   });
 
   it('the admin writes first for a named agent of the channel', async () => {

@@ -51,11 +51,19 @@ export function normalizeRecipient(provider: ProviderName, to: string): string {
   const raw = to.trim();
   if (provider === 'telegram') {
     if (!/^-?\d{1,20}$/.test(raw)) throw AppError.validation('to', 'must be a Telegram chat id (an integer)');
-    return raw;
+    // One spelling per chat (Telegram reads 0700 as 700): else a second contact, and a second
+    // open conversation, for the same person.
+    return BigInt(raw).toString();
   }
   // Phone numbers as people write them: +49 151-123 45678 → 4915112345678 (E.164 digits, 5–15).
   if (!/^\+?[\d\s().-]+$/.test(raw)) throw AppError.validation('to', 'must be a phone number (digits, optionally with +)');
-  const digits = raw.replace(/\D/g, '');
+  // The international prefix 00 is the +; a "(0)" after the country code is a trunk prefix that
+  // is not dialled from abroad: 0049 (0)151 … → 49151….
+  const international = raw.replace(/\(\s*0\s*\)/g, '').replace(/^00/, '+');
+  const digits = international.replace(/\D/g, '');
+  if (digits.startsWith('0')) {
+    throw AppError.validation('to', 'must be an international number with its country code (like +49 151 …), not a national one starting with 0');
+  }
   if (digits.length < 5 || digits.length > 15) throw AppError.validation('to', 'must have 5–15 digits (E.164)');
   return digits;
 }
