@@ -45,4 +45,34 @@ describe('Redis outage', () => {
     const counts = await h.deps.queues.acd.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed');
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   });
+
+  it('keeps agent events in the outbox while Redis is down, and publishes them once it returns', async () => {
+    redis = await ownRedis();
+    await redis.start();
+    h = createHarness({ env: { REDIS_URL: redis.url } });
+    const agent = await json(await h.api('POST', '/api/agents', { name: 'Ana', email: 'ana-outage@example.com' }));
+    const events = () => h!.deps.db.$client.prepare("SELECT count(*) FROM outbox WHERE kind = 'event'").pluck().get() as number;
+    await redis.stop();
+    for (const status of ['online', 'busy', 'online']) {
+      expect((await h.api('PUT', `/api/agents/${agent.id}/status`, { status })).status).toBe(200);
+    }
+    const before = events();
+    expect(before).toBeGreaterThanOrEqual(3);
+    await expect(h.deps.relay.drain()).rejects.toThrow();
+    expect(events()).toBe(before); // not handed over, so not deleted
+
+    await redis.start();
+    const heard: string[] = [];
+    const listener = h.deps.events.subscribe(agent.id, (e) => heard.push(`${e.event}:${String(e.data.status)}`));
+    await listener.ready;
+    const deadline = Date.now() + 10_000;
+    while (events() > 0 && Date.now() < deadline) {
+      await h.deps.relay.drain().catch(() => 0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(events()).toBe(0);
+    while (heard.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(heard).toEqual(['status:online', 'status:busy', 'status:online']);
+    listener.unsubscribe();
+  });
 });

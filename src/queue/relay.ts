@@ -21,6 +21,12 @@ import type { OutboxItem } from './outbox.js';
  * it was made for, so running one again changes nothing once it has done its work; without this, a
  * timer that failed once never fired, and its offer never expired.
  */
+function throwIfAnyFailed(results: Array<[error: Error | null, result: unknown]> | null): void {
+  if (!results) throw new Error('Redis pipeline was not run');
+  const failed = results.find(([error]) => error);
+  if (failed) throw failed[0]!;
+}
+
 export const ACD_JOB_RETRIES = { attempts: 10, backoff: { type: 'exponential', delay: 1_000 } } as const;
 
 /**
@@ -153,7 +159,9 @@ export function createOutboxRelay(opts: {
     const work: Promise<unknown>[] = [];
     if (acdJobs.length > 0) work.push(targets.acdQueue.addBulk(acdJobs));
     if (deliveryJobs.length > 0) work.push(targets.deliveriesQueue.addBulk(deliveryJobs));
-    if (publishes > 0) work.push(pipeline.exec());
+    // exec() resolves even when Redis is unreachable, with an error per command: a publish that
+    // did not go out must keep its rows, as a failed addBulk does.
+    if (publishes > 0) work.push(pipeline.exec().then(throwIfAnyFailed));
     await Promise.all(work);
   }
 
