@@ -90,8 +90,10 @@ export function resolveAdminToken(config: Config): { token: string; generated: b
   return { token, generated: true };
 }
 
-export function createRedis(url: string, opts: { failFast: boolean }): Redis {
+export function createRedis(url: string, opts: { failFast: boolean; name?: string }): Redis {
   return new Redis(url, {
+    // CLIENT LIST shows it (ops, and tests that cut one connection); kept across reconnects.
+    ...(opts.name ? { connectionName: opts.name } : {}),
     // Workers block on Redis and must retry forever; producers fail fast and leave work in the outbox.
     maxRetriesPerRequest: opts.failFast ? 1 : null,
     enableOfflineQueue: !opts.failFast,
@@ -150,7 +152,7 @@ export function buildDeps(config: Config, opts: BuildOptions = {}): Deps {
       keepMs: config.inboundEventsRetentionMs,
     }),
     events: createAgentEventHub({
-      connect: () => createRedis(config.redisUrl, { failFast: false }),
+      connect: () => createRedis(config.redisUrl, { failFast: false, name: `${config.queuePrefix}:agent-events` }),
       prefix: config.queuePrefix,
       log,
     }),

@@ -19,6 +19,21 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
+/** How long a stop waits for the queue workers' jobs in progress. */
+const WORKERS_STOP_MS = 10_000;
+
+/** True when `work` settled within `ms` (its failure counts as settled: stopping goes on). */
+async function withTimeout(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (!work) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startGateway(config: Config, opts: BuildOptions = {}): Promise<RunningGateway> {
   const deps = buildDeps(config, opts);
   const app = createApp(deps);
@@ -40,8 +55,13 @@ export async function startGateway(config: Config, opts: BuildOptions = {}): Pro
     workers,
     stop() {
       stopping ??= (async () => {
+        // Open event streams would keep server.close() waiting until the forced exit.
+        deps.events.endAll('shutting down');
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        await workers?.close();
+        // Workers finish their jobs in progress; with Redis unreachable they would wait for it
+        // forever, and the database would never be flushed and closed.
+        const stopped = await withTimeout(workers?.close(), WORKERS_STOP_MS);
+        if (!stopped) deps.log.warn(`queue workers did not stop within ${WORKERS_STOP_MS / 1000}s (Redis unreachable?); closing anyway`);
         await closeDeps(deps);
       })();
       return stopping;

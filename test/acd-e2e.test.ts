@@ -112,4 +112,33 @@ describe('ACD end to end', () => {
     expect(await conv()).toMatchObject({ state: 'queued', agentId: null });
     expect(await json(await harness.api('GET', `/api/agents/${agent.id}`))).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
   });
+
+  it('ends open event streams when the Redis subscription drops, and serves new ones once it is back', async () => {
+    const harness = createHarness({ clock: systemClock });
+    h = harness;
+    harness.deps.relay.start();
+    const agent = await json(await harness.api('POST', '/api/agents', { name: 'Ana', email: 'ana-sub@example.com' }));
+    const open = async () => {
+      const res = await harness.app.request(`/api/agents/${agent.id}/events`, { headers: { Authorization: `Bearer ${agent.token}` } });
+      const reader = new SseReader(res);
+      await reader.next('ready');
+      return reader;
+    };
+    sse = await open();
+    await harness.api('PUT', `/api/agents/${agent.id}/status`, { status: 'online' }, agent.token);
+    expect((await sse.next('status')).data).toMatchObject({ status: 'online' });
+
+    // Cut the gateway's subscriber connection, as a Redis restart or failover would.
+    const name = `${harness.config.queuePrefix}:agent-events`;
+    const line = ((await harness.deps.redis.client('LIST')) as string).split('\n').find((l) => l.includes(` name=${name} `));
+    expect(line).toBeTruthy();
+    await harness.deps.redis.client('KILL', 'ID', /\bid=(\d+)/.exec(line!)![1]!);
+    // Events published while it was away are gone, so the stream says so and ends: the client
+    // reconnects and reads the current state, instead of waiting for an event that never comes.
+    expect((await sse.next('end', 5_000)).data).toEqual({ reason: 'subscription lost' });
+    await sse.close();
+    sse = await open(); // 'ready' only once subscribed again
+    await harness.api('PUT', `/api/agents/${agent.id}/status`, { status: 'busy' }, agent.token);
+    expect((await sse.next('status', 5_000)).data).toMatchObject({ status: 'busy' });
+  });
 });

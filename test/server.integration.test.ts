@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { removeTempDataDirs, tempDataDir, uniquePrefix } from './harness.js';
 import { startGatewayProcess, type GatewayProcess } from './process.js';
+import { SseReader } from './sse.js';
 
 let gw: GatewayProcess | null = null;
 afterEach(async () => {
@@ -86,6 +87,29 @@ describe('gateway process', () => {
     expect(body.unreachable).toEqual(['redis']);
     expect((await fetch(`${gw.baseUrl}/healthz`)).status).toBe(200);
   });
+
+  it('stops promptly on SIGTERM with an agent event stream open, ending the stream first', async () => {
+    const token = 'integration-admin-token-2';
+    gw = await startGatewayProcess({ DATA_DIR: tempDataDir(), ADMIN_TOKEN: token, QUEUE_PREFIX: uniquePrefix() });
+    const auth = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    const agent = (await (await fetch(`${gw.baseUrl}/api/agents`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'Ana', email: 'ana@example.com' }) })).json()) as { id: string; token: string };
+    const stream = new SseReader(await fetch(`${gw.baseUrl}/api/agents/${agent.id}/events`, { headers: { Authorization: `Bearer ${agent.token}` } }));
+    await stream.next('ready');
+    const started = Date.now();
+    const exited = gw.stop('SIGTERM');
+    expect((await stream.next('end', 5_000)).data).toEqual({ reason: 'shutting down' });
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000); // the forced exit comes at 25 s, with code 1
+    await stream.close();
+  });
+
+  it('stops on SIGTERM while Redis is unreachable, instead of waiting for it until the forced exit', async () => {
+    gw = await startGatewayProcess({ DATA_DIR: tempDataDir(), ADMIN_TOKEN: 'integration-admin-token-3', QUEUE_PREFIX: uniquePrefix(), REDIS_URL: 'redis://127.0.0.1:1' });
+    const started = Date.now();
+    expect(await gw.stop('SIGTERM')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(gw.output()).toContain('queue workers did not stop within 10s');
+  }, 30_000);
 
   it('fails fast naming every bad configuration key', async () => {
     await expect(

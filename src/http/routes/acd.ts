@@ -59,18 +59,26 @@ export function registerAcd(app: Hono<AppEnv>): void {
       let counter = 0;
       const queue: Array<{ event: string; data: string }> = [];
       let wake: (() => void) | null = null;
-      const { ready, unsubscribe } = deps.events.subscribe(agentId, (e) => {
-        queue.push({ event: e.event, data: JSON.stringify(e.data) });
-        wake?.();
-      });
+      let ended: string | null = null;
+      const { ready, unsubscribe } = deps.events.subscribe(
+        agentId,
+        (e) => {
+          queue.push({ event: e.event, data: JSON.stringify(e.data) });
+          wake?.();
+        },
+        (reason) => {
+          ended = reason;
+          wake?.();
+        },
+      );
       stream.onAbort(() => {
         unsubscribe();
         wake?.();
       });
       // 'ready' only once the cross-process subscription is live, so no later event is missed.
       await ready;
-      await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agentId }) });
-      while (!stream.aborted) {
+      if (ended === null) await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agentId }) });
+      while (!stream.aborted && ended === null) {
         const next = queue.shift();
         if (next) {
           await stream.writeSSE({ ...next, id: String(++counter) });
@@ -81,7 +89,13 @@ export function registerAcd(app: Hono<AppEnv>): void {
           setTimeout(resolve, HEARTBEAT_MS);
         });
         wake = null;
-        if (queue.length === 0 && !stream.aborted) await stream.write(': keep-alive\n\n');
+        if (queue.length === 0 && !stream.aborted && ended === null) await stream.write(': keep-alive\n\n');
+      }
+      // Events may be missed from here on (see AgentEventHub): say so, flush what came before, and
+      // end the stream; the client reconnects and reads the current state.
+      if (ended !== null && !stream.aborted) {
+        for (const next of queue.splice(0)) await stream.writeSSE({ ...next, id: String(++counter) });
+        await stream.writeSSE({ event: 'end', data: JSON.stringify({ reason: ended }) });
       }
       unsubscribe();
     });
