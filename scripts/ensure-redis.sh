@@ -9,10 +9,19 @@ data_dir="${DATA_DIR:-./data}"
 install=0
 [ "${1:-}" = "--install" ] && install=1
 
+scheme="${url%%://*}"
 hostport="${url#*://}"; hostport="${hostport##*@}"; hostport="${hostport%%/*}"
-host="${hostport%%:*}"; port="${hostport##*:}"
-[ "$port" = "$hostport" ] && port=6379
+if [[ "$hostport" == \[*\]* ]]; then
+  # [IPv6]:port
+  host="${hostport#\[}"; host="${host%%\]*}"; rest="${hostport#*\]}"; port="${rest#:}"
+  [ -n "$port" ] || port=6379
+else
+  host="${hostport%%:*}"; port="${hostport##*:}"
+  [ "$port" = "$hostport" ] && port=6379
+fi
 [ -n "$host" ] || host=127.0.0.1
+# The URL as messages show it: without its user and password.
+shown="$scheme://$hostport"
 
 reachable() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
 
@@ -20,7 +29,7 @@ if reachable; then exit 0; fi
 
 case "$host" in
   127.0.0.1|localhost|::1) ;;
-  *) echo "Redis is not reachable at $url; start it there or set REDIS_URL to a reachable Redis." >&2; exit 1 ;;
+  *) echo "Redis is not reachable at $shown; start it there or set REDIS_URL to a reachable Redis." >&2; exit 1 ;;
 esac
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -28,7 +37,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "redis-server not found; installing it with apt-get" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null
   else
-    echo "Redis is not reachable at $url: install it (sudo apt-get install -y redis-server) or set REDIS_URL." >&2
+    echo "Redis is not reachable at $shown: install it (sudo apt-get install -y redis-server) or set REDIS_URL." >&2
     exit 1
   fi
 fi

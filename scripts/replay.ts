@@ -8,10 +8,12 @@
  * when it answers; otherwise the running gateway's outbox relay queues them. A sent delivery is
  * never replayed. Exit codes: 0 done, 1 failed, 2 bad arguments or configuration.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { migrateDb, openDb } from '../src/db/client.js';
+import { DB_FILE_NAME, migrateDb, openDb } from '../src/db/client.js';
 import { createWalSync } from '../src/db/wal-sync.js';
 import { createRedis, withTimeout } from '../src/deps.js';
 import { AppError } from '../src/errors.js';
@@ -74,7 +76,10 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
-  const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  // As for the gateway, an empty value counts as unset.
+  const log = createLogger(process.env.LOG_LEVEL || 'warn');
+  // Only an existing database: a mistyped DATA_DIR must not leave a new, empty one behind.
+  if (!existsSync(path.join(config.dataDir, DB_FILE_NAME))) fail(`no database at ${path.join(config.dataDir, DB_FILE_NAME)} (check DATA_DIR)`);
   const db = openDb(config.dataDir);
   migrateDb(db);
   const outbound = createOutboundService({ db, clock: systemClock, log, config, mac: nodeMac, notifyOutbox: () => {}, walSync: null });

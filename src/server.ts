@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { serve, type ServerType } from '@hono/node-server';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { buildDeps, closeDeps, resolveAdminToken, type BuildOptions, type Deps } from './deps.js';
+import { buildDeps, closeDeps, resolveAdminToken, withTimeout, type BuildOptions, type Deps } from './deps.js';
 import { startWorkers, type Workers } from './queue/workers.js';
 
 /**
@@ -21,18 +21,6 @@ export interface RunningGateway {
 
 /** How long a stop waits for the queue workers' jobs in progress. */
 const WORKERS_STOP_MS = 10_000;
-
-/** True when `work` settled within `ms` (its failure counts as settled: stopping goes on). */
-async function withTimeout(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
-  if (!work) return true;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true, () => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export async function startGateway(config: Config, opts: BuildOptions = {}): Promise<RunningGateway> {
   const deps = buildDeps(config, opts);
@@ -60,8 +48,8 @@ export async function startGateway(config: Config, opts: BuildOptions = {}): Pro
         await new Promise<void>((resolve) => server.close(() => resolve()));
         // Workers finish their jobs in progress; with Redis unreachable they would wait for it
         // forever, and the database would never be flushed and closed.
-        const stopped = await withTimeout(workers?.close(), WORKERS_STOP_MS);
-        if (!stopped) deps.log.warn(`queue workers did not stop within ${WORKERS_STOP_MS / 1000}s (Redis unreachable?); closing anyway`);
+        const message = `queue workers did not stop within ${WORKERS_STOP_MS / 1000}s (Redis unreachable?); closing anyway`;
+        if (workers) await withTimeout(workers.close(), WORKERS_STOP_MS, message).catch((err: Error) => deps.log.warn(err.message));
         await closeDeps(deps);
       })();
       return stopping;

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { json } from './harness.js';
 import { projectRoot } from './process.js';
@@ -78,5 +81,13 @@ describe('scripts/replay.ts', () => {
     const bad = await runCli(['--status', 'sent'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('never replayed');
+  });
+
+  it('refuses a DATA_DIR without a database (exit 2) instead of creating one, and takes an empty LOG_LEVEL as unset', async () => {
+    const missing = path.join(tmpdir(), `switchboard-no-db-${process.pid}-${Date.now()}`);
+    const r = await runCli(['--dry-run'], { DATA_DIR: missing, LOG_LEVEL: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`no database at ${path.join(missing, 'switchboard.sqlite')}`);
+    expect(existsSync(missing)).toBe(false);
   });
 });
