@@ -540,7 +540,11 @@ describe('WAHA webhooks', () => {
   it('stores incoming messages, ignores fromMe, and applies acks to outbound messages', async () => {
     const ch = await wahaChannel();
     expect((await post(ch, msg('false_4915112345678@c.us_3EB0A'))).status).toBe(200);
-    expect((await post(ch, msg('true_4915112345678@c.us_3EB0B', true))).status).toBe(200);
+    expect(await json(await post(ch, msg('true_4915112345678@c.us_3EB0B', true)))).toMatchObject({ stored: 0, ignored: 1, duplicates: 0 });
+    // Redelivered, an ignored event with an id is a duplicate: nothing more is recorded.
+    const recorded = count("inbound_events WHERE outcome = 'ignored'");
+    expect(await json(await post(ch, msg('true_4915112345678@c.us_3EB0B', true)))).toMatchObject({ stored: 0, ignored: 0, duplicates: 1 });
+    expect(count("inbound_events WHERE outcome = 'ignored'")).toBe(recorded);
     expect(count('messages')).toBe(1);
     const conv = (await conversationsOf(ch.id))[0]!;
     expect((await json(await h.api('GET', `/api/contacts/${conv.contactId}`))).phone).toBe('4915112345678');

@@ -239,7 +239,11 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'ignored':
-          s.insertInboundEvent.run(channel.id, null, 'ignored', ev.reason.slice(0, 500), now);
+          // With the provider's id, a redelivery is a duplicate: nothing more is recorded.
+          if (s.insertInboundEvent.run(channel.id, ev.dedupeKey ? `ignored:${ev.dedupeKey}` : null, 'ignored', ev.reason.slice(0, 500), now).changes === 0) {
+            out.duplicates++;
+            return;
+          }
           out.ignored++;
           return;
       }

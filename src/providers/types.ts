@@ -103,6 +103,8 @@ export type NormalizedEvent =
       type: 'ignored';
       routeKey?: string | undefined;
       reason: string;
+      /** The provider's id of what was ignored, when it has one: a redelivery records nothing more. */
+      dedupeKey?: string | undefined;
     };
 
 export interface NormalizeResult {

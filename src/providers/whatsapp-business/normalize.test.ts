@@ -153,7 +153,7 @@ const cases: [string, NormalizedEvent[]][] = [
   ['status_delivered', [status('wamid.SB_OUT_0010', 'delivered', t0 + 110_000)]],
   ['status_read', [status('wamid.SB_OUT_0010', 'read', t0 + 120_000)]],
   ['status_failed_131047', [status('wamid.SB_OUT_0011', 'failed', t0 + 100_000, { errorCode: '131047', errorTitle: 'Re-engagement message' })]],
-  ['status_unknown', [{ type: 'ignored', routeKey: route, reason: 'status "deleted" not handled' }]],
+  ['status_unknown', [{ type: 'ignored', routeKey: route, reason: 'status "deleted" not handled', dedupeKey: 'status:wamid.SB_OUT_0012:deleted' }]],
   ['value_errors', [{ type: 'ignored', routeKey: route, reason: 'value errors: 130429 Rate limit hit' }]],
   ['other_field', [{ type: 'ignored', reason: 'change field "message_template_status_update" not handled' }]],
   [

@@ -234,7 +234,7 @@ function normalizeValue(raw: unknown, path: PathSegment[]): NormalizedEvent[] {
     const st = parseOrThrow(statusSchema, s, [...path, 'statuses', k]);
     const status = Object.hasOwn(statusMap, st.status) ? statusMap[st.status] : undefined;
     if (status === undefined) {
-      events.push({ type: 'ignored', routeKey, reason: `status "${clip(st.status)}" not handled` });
+      events.push({ type: 'ignored', routeKey, reason: `status "${clip(st.status)}" not handled`, dedupeKey: `status:${st.id}:${st.status}` });
       return;
     }
     const err = st.errors?.[0];

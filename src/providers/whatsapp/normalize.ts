@@ -78,18 +78,19 @@ export function normalizeWhatsApp(payload: unknown, opts: NormalizeOptions = {})
 function normalizeMessage(raw: unknown, envelopeMs: number | undefined, opts: NormalizeOptions): NormalizedEvent {
   const pre = preCheckSchema.safeParse(raw);
   if (pre.success) {
-    if (pre.data.fromMe === true) return { type: 'ignored', reason: 'own message (fromMe)' };
+    const dedupeKey = typeof pre.data.id === 'string' ? `message:${pre.data.id}` : undefined;
+    if (pre.data.fromMe === true) return { type: 'ignored', reason: 'own message (fromMe)', dedupeKey };
     // A message id starts `true_` when we sent it (PROTOCOLS.md §3): the answer when `fromMe` is missing.
     if (pre.data.fromMe === undefined && typeof pre.data.id === 'string' && pre.data.id.startsWith('true_')) {
-      return { type: 'ignored', reason: 'own message (id true_…)' };
+      return { type: 'ignored', reason: 'own message (id true_…)', dedupeKey };
     }
     const from = pre.data.from;
     if (typeof from === 'string' && (from.endsWith('@newsletter') || from.endsWith('@broadcast'))) {
-      return { type: 'ignored', reason: `chat type "${clip(from.slice(from.lastIndexOf('@')))}" not handled` };
+      return { type: 'ignored', reason: `chat type "${clip(from.slice(from.lastIndexOf('@')))}" not handled`, dedupeKey };
     }
   }
   const msg = parseOrThrow(messageSchema, raw, ['payload']);
-  if (msg.fromMe === true) return { type: 'ignored', reason: 'own message (fromMe)' };
+  if (msg.fromMe === true) return { type: 'ignored', reason: 'own message (fromMe)', dedupeKey: `message:${msg.id}` };
 
   let kind: MessageKind = 'text';
   let text = nonEmpty(msg.body) === undefined ? null : (msg.body as string);
@@ -139,7 +140,7 @@ function normalizeAck(raw: unknown, envelopeMs: number | undefined, opts: Normal
         : undefined;
   if (status === undefined) {
     const label = ack.ackName ?? (ack.ack === null || ack.ack === undefined ? 'none' : String(ack.ack));
-    return { type: 'ignored', reason: `ack "${clip(label)}" not handled` };
+    return { type: 'ignored', reason: `ack "${clip(label)}" not handled`, dedupeKey: `ack:${ack.id}:${label}` };
   }
   return { type: 'status', providerMessageId: ack.id, status, at: envelopeMs ?? opts.receivedAt ?? 0 };
 }
