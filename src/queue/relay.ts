@@ -15,18 +15,19 @@ import {
 } from './names.js';
 import type { OutboxItem } from './outbox.js';
 
-/**
- * ACD jobs (dispatch, offer and wrap-up timers) that throw (the database busy past its timeout,
- * say) run again: 1 s, 2 s, 4 s … about 17 minutes in all. Each is a compare-and-set on the state
- * it was made for, so running one again changes nothing once it has done its work; without this, a
- * timer that failed once never fired, and its offer never expired.
- */
+/** Fails when any command of a pipeline failed: exec() itself resolves even with Redis unreachable. */
 function throwIfAnyFailed(results: Array<[error: Error | null, result: unknown]> | null): void {
   if (!results) throw new Error('Redis pipeline was not run');
   const failed = results.find(([error]) => error);
   if (failed) throw failed[0]!;
 }
 
+/**
+ * ACD jobs (dispatch, offer and wrap-up timers) that throw (the database busy past its timeout,
+ * say) run again: 1 s, 2 s, 4 s … about 17 minutes in all. Each is a compare-and-set on the state
+ * it was made for, so running one again changes nothing once it has done its work; without this, a
+ * timer that failed once never fired, and its offer never expired.
+ */
 export const ACD_JOB_RETRIES = { attempts: 10, backoff: { type: 'exponential', delay: 1_000 } } as const;
 
 /**
