@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { AppError, validationFromIssues } from '../errors.js';
-import { MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
+import { clip, MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
 import type { AppContext } from './types.js';
 
 /** Reads a JSON body and validates it; problem+json with the field at fault on failure. */
@@ -18,7 +18,7 @@ export async function readJson<S extends z.ZodType>(c: AppContext, schema: S): P
   // Before anything walks it recursively (schemas, structuredClone, JSON.stringify when stored):
   // a body nested thousands of levels deep overflowed the stack there (a 500).
   const deep = pathDeeperThan(raw, MAX_BODY_DEPTH);
-  if (deep !== null) throw AppError.validation(deep.length > 200 ? `${deep.slice(0, 200)}…` : deep, `nests more than ${MAX_BODY_DEPTH} levels deep`);
+  if (deep !== null) throw AppError.validation(clip(deep, 200), `nests more than ${MAX_BODY_DEPTH} levels deep`);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw validationFromIssues(parsed.error.issues);
   return parsed.data;

@@ -1,5 +1,5 @@
 import { AppError } from '../errors.js';
-import { MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
+import { clip, MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
 import { providerFor } from '../providers/registry.js';
 import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
 import type { ServiceContext } from '../services.js';
@@ -153,7 +153,7 @@ export function createIngestService(ctx: ServiceContext, opts: { committer?: Gro
         if (ev.type !== 'message' || !ev.details) continue;
         const deep = pathDeeperThan(ev.details, MAX_DETAILS_DEPTH);
         if (deep !== null) {
-          throw AppError.validation('(body)', `message ${ev.providerMessageId.slice(0, 100)} carries data nested more than ${MAX_DETAILS_DEPTH} levels deep (at ${deep.length > 200 ? `${deep.slice(0, 200)}…` : deep})`);
+          throw AppError.validation('(body)', `message ${ev.providerMessageId.slice(0, 100)} carries data nested more than ${MAX_DETAILS_DEPTH} levels deep (at ${clip(deep, 200)})`);
         }
       }
 

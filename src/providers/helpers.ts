@@ -55,6 +55,14 @@ export function stripToDigits(value: string | undefined | null): string | undefi
   return digits.length > 0 ? digits : undefined;
 }
 
+/**
+ * `s`, cut to `max` characters with an ellipsis: provider text quoted in reasons and errors, so a
+ * hostile body cannot bloat the log or the answer.
+ */
+export function clip(s: string, max = 64): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
 /** Non-empty trimmed string or undefined. */
 export function nonEmpty(value: string | undefined | null): string | undefined {
   if (value == null) return undefined;

@@ -8,7 +8,7 @@
  * `telegramMessageRef`), edits `edit:<chat_id>:<message_id>:<edit_date>`, callbacks `cbq:<id>`.
  */
 import { z } from 'zod';
-import { compact, joinName, nonEmpty, parseOrThrow, type NormalizeOptions, type PathSegment } from '../helpers.js';
+import { clip, compact, joinName, nonEmpty, parseOrThrow, type NormalizeOptions, type PathSegment } from '../helpers.js';
 import type { MessageKind, NormalizeResult, NormalizedContact, NormalizedEvent } from '../types.js';
 
 const intSchema = z.number().int();
@@ -290,8 +290,4 @@ function contactFromChat(chat: TgChat, from: TgUser | undefined): NormalizedCont
 
 function contactFromUser(u: TgUser): NormalizedContact {
   return { providerContactId: String(u.id), name: joinName(u.first_name, u.last_name), username: nonEmpty(u.username) };
-}
-
-function clip(s: string): string {
-  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
 }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { isRecord } from '../../lib/is-record.js';
-import { compact, joinName, nonEmpty, parseOrThrow, phoneDigits, type PathSegment } from '../helpers.js';
+import { clip, compact, joinName, nonEmpty, parseOrThrow, phoneDigits, type PathSegment } from '../helpers.js';
 import type { MessageKind, NormalizeResult, NormalizedContact, NormalizedEvent, OutboundStatus } from '../types.js';
 
 const idSchema = z.string().min(1);
@@ -407,9 +407,4 @@ function present(s: string | undefined): string | undefined {
 
 function toMs(ts: string | number): number {
   return Number(ts) * 1000;
-}
-
-/** Provider strings quoted in reasons are clipped so a hostile body cannot bloat the log. */
-function clip(s: string): string {
-  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
 }

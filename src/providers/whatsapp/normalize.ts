@@ -4,7 +4,7 @@
  * its payload (`message.any` may come with an empty one). Throws only SchemaError.
  */
 import { z } from 'zod';
-import { compact, kindFromMime, nonEmpty, parseOrThrow, type NormalizeOptions } from '../helpers.js';
+import { clip, compact, kindFromMime, nonEmpty, parseOrThrow, type NormalizeOptions } from '../helpers.js';
 import type { MessageKind, NormalizeResult, NormalizedContact, NormalizedEvent, OutboundStatus } from '../types.js';
 
 const envelopeSchema = z.looseObject({
@@ -169,8 +169,4 @@ function pushNameOf(data: unknown): string | undefined {
     if (typeof v === 'string' && nonEmpty(v) !== undefined) return nonEmpty(v);
   }
   return undefined;
-}
-
-function clip(s: string): string {
-  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
 }
