@@ -145,6 +145,18 @@ export function createChannelService(ctx: ServiceContext) {
     return row;
   }
 
+  /**
+   * Another live channel that writes first through `id` (validateSettings stores a channel naming
+   * itself as null, so this is never `id`; excluded all the same), or undefined.
+   */
+  function writesFirstThrough(id: string): { id: string } | undefined {
+    return db
+      .select({ id: channels.id })
+      .from(channels)
+      .where(and(eq(channels.writeFirstChannelId, id), isNull(channels.deletedAt), ne(channels.id, id)))
+      .get();
+  }
+
   function assertPhoneNumberFree(s: ChannelSettings, selfId: string | null): void {
     if (s.messenger.provider !== 'whatsapp_business') return;
     const other = db
@@ -302,11 +314,7 @@ export function createChannelService(ctx: ServiceContext) {
       assertPhoneNumberFree(settings, id);
       if (!writeFirstProviders.includes(settings.messenger.provider)) {
         // Channels that write first through this one would be left unable to send (and to save).
-        const dependant = db
-          .select({ id: channels.id })
-          .from(channels)
-          .where(and(eq(channels.writeFirstChannelId, id), isNull(channels.deletedAt), ne(channels.id, id)))
-          .get();
+        const dependant = writesFirstThrough(id);
         if (dependant) {
           throw new AppError('conflict', `Channel ${dependant.id} writes first through this channel, which a ${settings.messenger.provider} channel cannot do`, [
             { field: 'messenger.provider', message: `channel ${dependant.id} writes first through this channel` },
@@ -335,11 +343,7 @@ export function createChannelService(ctx: ServiceContext) {
     /** Soft delete: history stays; the webhook URL stops answering. Refused while another channel writes first through it. */
     remove(id: string): void {
       liveRow(id);
-      const dependant = db
-        .select({ id: channels.id })
-        .from(channels)
-        .where(and(eq(channels.writeFirstChannelId, id), isNull(channels.deletedAt)))
-        .get();
+      const dependant = writesFirstThrough(id);
       if (dependant) {
         throw new AppError('conflict', `Channel ${dependant.id} writes first through this channel; change it first`);
       }

@@ -122,6 +122,14 @@ describe('channels API', () => {
     expect(await json(toApi)).toMatchObject({ code: 'conflict', field: 'messenger.provider' });
     expect(h.deps.services.channels.load(tg.id).messenger.provider).toBe('telegram');
     expect((await h.api('PATCH', `/api/channels/${a.id}`, { name: 'still valid' })).status).toBe(200);
+
+    // A channel naming itself writes first through itself (stored as no channel), which never
+    // keeps it from being deleted; once the api channel is gone, neither does anything else.
+    const self = await h.api('PATCH', `/api/channels/${tg.id}`, { writeFirst: { enabled: true, channelId: tg.id } });
+    expect(self.status).toBe(200);
+    expect((await json(self)).writeFirst).toEqual({ enabled: true, channelId: null });
+    expect((await h.api('DELETE', `/api/channels/${a.id}`)).status).toBe(204);
+    expect((await h.api('DELETE', `/api/channels/${tg.id}`)).status).toBe(204);
   });
 
   it('refuses a body nested deeper than 32 levels with 400 naming where, before anything walks it', async () => {
