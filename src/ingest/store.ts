@@ -52,6 +52,10 @@ type ConversationRow = [id: string, state: string, agentId: string | null];
  * inbound time (WhatsApp's 24-hour window for free text) counts from it, not from when the webhook
  * arrived: Meta retries a delivery for up to 7 days, and a window counted from a late arrival
  * would let free text go out that Meta then refuses (131047).
+ *
+ * Capped at now because the window is checked against this gateway's clock. Block and unblock
+ * ordering (refreshContact, `reachability`) compares the provider's times as sent (`ev.sentAt ||
+ * now`), uncapped: there both sides come from the provider's clock.
  */
 function wroteAt(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): number {
   return ev.sentAt > 0 && ev.sentAt < now ? ev.sentAt : now;
