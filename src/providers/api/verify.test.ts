@@ -26,6 +26,18 @@ async function headers(over: Record<string, string | undefined> = {}, sigBody = 
   }
   return new Headers(h);
 }
+/**
+ * `v1,<base64>` of a 32-byte MAC with the two unused bits of its last character set: other text,
+ * the same bytes for a lenient decoder (the test checks that it is).
+ */
+function nonCanonical(sig: string): string {
+  const b64 = sig.slice(3);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const last = b64.length - 2; // 32 bytes: 43 characters, then one '='
+  const spelled = b64.slice(0, last) + alphabet[alphabet.indexOf(b64[last]!) | 3] + b64.slice(last + 1);
+  if (spelled === b64 || !Buffer.from(spelled, 'base64').equals(Buffer.from(b64, 'base64'))) throw new Error('not another spelling of the same bytes');
+  return `v1,${spelled}`;
+}
 const input = (h: Headers, raw: Uint8Array | string = body, at = now) => ({ headers: h, rawBody: typeof raw === 'string' ? enc.encode(raw) : raw, now: at, mac: currentMac() });
 
 /** Every case runs with both MAC engines. */
@@ -96,6 +108,9 @@ describeEachMacEngine(() => {
       ['a garbled signature', () => headers({ 'webhook-signature': 'v1,!!!not-base64' })],
       ['a signature without version', async () => headers({ 'webhook-signature': (await signStandardWebhook(secret, id, nowSec, body)).slice(3) })],
       ['an invalid configured secret', () => headers(), 'whsec_'],
+      // The same MAC bytes, spelled another way: the reference libraries compare the text.
+      ['the signature without its padding', async () => headers({ 'webhook-signature': (await signStandardWebhook(secret, id, nowSec, body)).replace(/=+$/, '') })],
+      ['the signature with its unused low bits set', async () => headers({ 'webhook-signature': nonCanonical(await signStandardWebhook(secret, id, nowSec, body)) })],
     ];
     it.each(bad)('rejects %s', async (_name, h, s = secret) => {
       const result = await verifyApi(input(await h()), { secret: s });

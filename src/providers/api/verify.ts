@@ -49,12 +49,14 @@ export async function verifyApi(input: VerifyInput, cfg: { secret: string }): Pr
     return { ok: false, reason: 'webhook-timestamp outside the tolerance window' };
   }
 
-  const macs: Uint8Array[] = [];
+  const macs: string[] = [];
   for (const entry of signature.split(' ')) {
     const comma = entry.indexOf(',');
     if (comma < 0 || entry.slice(0, comma) !== 'v1') continue;
-    const mac = base64ToBytes(entry.slice(comma + 1));
-    if (mac !== null && mac.length > 0) macs.push(mac);
+    const mac = entry.slice(comma + 1);
+    // Compared as text, as the reference libraries do: the same bytes spelled another way
+    // (without padding, other unused low bits) are not the signature. Garbled base64 never matches.
+    if (mac.length > 0 && base64ToBytes(mac) !== null) macs.push(mac);
     // A handful of keys can be rotating at once; more is abuse, not rotation.
     if (macs.length === maxSignatures) break;
   }
@@ -63,10 +65,11 @@ export async function verifyApi(input: VerifyInput, cfg: { secret: string }): Pr
   try {
     const content = signedContent(id, timestamp, input.rawBody);
     const engine = input.mac ?? webCryptoMac;
-    // The body is MAC'd once; each candidate is then compared in constant time (lengths are public).
+    // The body is MAC'd once; each candidate is then compared in constant time (safeEqual hashes
+    // both sides first, so not even the length leaks).
     const expected = bytesToBase64(await engine.hmac('SHA-256', key, content));
     for (const mac of macs) {
-      if (await engine.safeEqual(bytesToBase64(mac), expected)) return { ok: true };
+      if (await engine.safeEqual(mac, expected)) return { ok: true };
     }
     return { ok: false, reason: 'signature mismatch' };
   } catch {
