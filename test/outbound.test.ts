@@ -16,7 +16,7 @@ import {
   type OutboundHarness,
   type Provider,
 } from './outbound-helpers.js';
-import { verifyStandardWebhook } from './fakes/index.js';
+import { telegramError, verifyStandardWebhook } from './fakes/index.js';
 import { expectHoldCountersConsistent } from './invariants.js';
 
 let fakes: Fakes;
@@ -149,6 +149,63 @@ describe('agent replies, per messenger', () => {
       type: 'message.created',
       data: { conversationId, contact: { id: 'crm-42' }, message: { id: messageId, text: 'It ships today.', agentId: agent.id } },
     });
+  });
+});
+
+describe('a Telegram group that became a supergroup (PROTOCOLS.md §2.3: store the new id, retry once)', () => {
+  const upgraded = (to: number) => telegramError(400, 'Bad Request: group chat was upgraded to a supergroup chat', { migrate_to_chat_id: to });
+  const contactIds = () => h.sql.prepare('SELECT provider_contact_id FROM contacts ORDER BY provider_contact_id').pluck().all();
+
+  it('follows the chat to its new id at once: the reply is sent there, and the contact lives there from now on', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '-700000080');
+    fakes.telegram.script(upgraded(-100700000080));
+
+    const { messageId, deliveryId } = await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Still there?' }, agent.token));
+    expect(await settled(h, deliveryId)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(fakes.telegram.requests.map((r) => (r.body as { chat_id: number }).chat_id)).toEqual([-700000080, -100700000080]);
+    const sentId = (fakes.telegram.requests.at(-1)!.response as { result: { message_id: number } }).result.message_id;
+    expect(messageRow(h, messageId)).toMatchObject({ status: 'sent', provider_message_id: `-100700000080:${sentId}` });
+    expect(JSON.parse(messageRow(h, messageId).details)).toMatchObject({ to: '-100700000080', migratedFrom: '-700000080' });
+    expect(contactIds()).toEqual(['-100700000080']);
+    const detail = await json(await h.api('GET', `/api/deliveries/${deliveryId}`));
+    expect(detail.attempts[0]).toMatchObject({ outcome: 'retry', providerCode: 'migrate_to_chat_id:-100700000080' });
+    expect(detail.attempts[0].error).toContain('the next attempt goes to -100700000080');
+
+    // The group now writes from its new id: the same contact, the same conversation.
+    await inbound(h, ch, '-100700000080', 'Yes, here');
+    expect(h.sql.prepare('SELECT count(*) FROM conversations').pluck().get()).toBe(1);
+    expect(h.sql.prepare("SELECT count(*) FROM messages WHERE conversation_id = ? AND direction = 'in'").pluck().get(conversationId)).toBe(2);
+  });
+
+  it('follows once: a second move ends the delivery dead, with the contact at the first new id', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '-700000081');
+    fakes.telegram.script([upgraded(-100700000081), upgraded(-100700000082)]);
+
+    const { messageId, deliveryId } = await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Hello?' }, agent.token));
+    expect(await settled(h, deliveryId)).toMatchObject({ status: 'dead', attempts: 2, last_error_code: 'migrate_to_chat_id:-100700000082' });
+    expect(fakes.telegram.requests.map((r) => (r.body as { chat_id: number }).chat_id)).toEqual([-700000081, -100700000081]);
+    expect(messageRow(h, messageId)).toMatchObject({ status: 'failed' });
+    expect(contactIds()).toEqual(['-100700000081']);
+  });
+
+  it('leaves the contact where it is when the new chat is a contact already; the message still goes there', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    await inbound(h, ch, '-100700000083', 'written in the supergroup first');
+    const { conversationId } = await activeConversation(h, ch, agent.id, '-700000083');
+    fakes.telegram.script(upgraded(-100700000083));
+
+    const { deliveryId } = await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Hi' }, agent.token));
+    expect(await settled(h, deliveryId)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect((fakes.telegram.requests.at(-1)!.body as { chat_id: number }).chat_id).toBe(-100700000083);
+    expect(contactIds()).toEqual(['-100700000083', '-700000083']);
   });
 });
 

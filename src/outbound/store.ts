@@ -146,7 +146,35 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
          AND (sending_until IS NULL OR sending_until <= @now)`,
     ),
     markEnqueued: sqlite.prepare('UPDATE deliveries SET enqueued_at = ? WHERE id = ?'),
+    recipient: sqlite.prepare("SELECT json_extract(details, '$.to') AS \"to\", json_extract(details, '$.migratedFrom') AS migratedFrom FROM messages WHERE id = ?"),
+    moveMessage: sqlite.prepare(
+      "UPDATE messages SET details = json_set(coalesce(details, '{}'), '$.to', @to, '$.migratedFrom', @from), updated_at = @now WHERE id = @messageId",
+    ),
+    // The contact is the chat: it moves too, unless the new chat already is a contact of its own
+    // (someone wrote there first), which then stays as it is.
+    moveContact: sqlite.prepare(
+      `UPDATE contacts SET provider_contact_id = @to, updated_at = @now
+       WHERE channel_id = @channelId AND provider_contact_id = @from
+         AND NOT EXISTS (SELECT 1 FROM contacts WHERE channel_id = @channelId AND provider_contact_id = @to)`,
+    ),
   };
+
+  /**
+   * Where a recipient that moved (`movedTo`, see SendResult) is followed from and to, or null: a
+   * message is followed once, so one that moved before (or a move to where it already is) ends
+   * the delivery instead.
+   */
+  function moveOf(messageId: string, movedTo: string): { from: string; to: string } | null {
+    const current = q.recipient.get(messageId) as { to: unknown; migratedFrom: unknown } | undefined;
+    if (!current || typeof current.to !== 'string' || current.migratedFrom !== null || current.to === movedTo) return null;
+    return { from: current.to, to: movedTo };
+  }
+
+  /** Points the message, and the contact (which is the chat), at the new id. */
+  function applyMove(info: { channel_id: string; message_id: string }, move: { from: string; to: string }, now: number): void {
+    q.moveMessage.run({ messageId: info.message_id, ...move, now });
+    q.moveContact.run({ channelId: info.channel_id, ...move, now });
+  }
 
   return {
     /** What attempt `job` needs, or why it should do nothing (already sent/dead, stale job). */
@@ -216,8 +244,13 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
           return { outcome: 'sent' as const };
         }
 
-        const error = describeFailure(info.provider, result.code, result.message);
-        const delay = result.retryable ? nextRetryDelay(schedule, job.attempt, result.retryAfterMs) : null;
+        // PROTOCOLS.md §2.3: a group that became a supergroup is followed there, tried once more at once.
+        const move = result.movedTo === undefined ? null : moveOf(info.message_id, result.movedTo);
+        const described = describeFailure(info.provider, result.code, result.message);
+        const error = move ? `${described}; the chat moved: the next attempt goes to ${move.to}` : described;
+        const delay = move
+          ? job.attempt < maxAttempts(schedule) ? 0 : null
+          : result.retryable ? nextRetryDelay(schedule, job.attempt, result.retryAfterMs) : null;
         const willRetry = delay !== null;
         q.logAttempt.run({
           ...base,
@@ -232,11 +265,14 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         if (willRetry) {
           const nextAttemptAt = now + delay;
           if (q.markRetrying.run({ ...fields, nextAttemptAt }).changes !== 1) return { outcome: 'stale' as const };
+          if (move) applyMove(info, move, now);
           const next: DeliveryJobRequest = { deliveryId: job.deliveryId, cycle: job.cycle, attempt: job.attempt + 1, runAt: nextAttemptAt };
           q.outbox.run(JSON.stringify(next), now);
           return { outcome: 'retrying' as const, nextAttemptAt };
         }
         if (q.markDead.run(fields).changes !== 1) return { outcome: 'stale' as const };
+        // Moved even when no attempt is left: a replay then goes to the right chat.
+        if (move) applyMove(info, move, now);
         q.messageFailed.run({ messageId: info.message_id, code: result.code, now });
         return { outcome: 'dead' as const };
       });

@@ -158,6 +158,12 @@ export type SendResult =
       code: string;
       message: string;
       httpStatus?: number | undefined;
+      /**
+       * The recipient lives under a new id now (a Telegram group became a supergroup:
+       * `migrate_to_chat_id`). The delivery store moves the message and its contact there and
+       * tries once more (PROTOCOLS.md §2.3).
+       */
+      movedTo?: string | undefined;
     };
 
 export interface SendContext {

@@ -155,8 +155,15 @@ describe('sendTelegram', () => {
   it('says where a migrated group went', async () => {
     fake.script(telegramError(400, 'Bad Request: group chat was upgraded', { migrate_to_chat_id: -100777 }));
     const result = await send(message({ to: '-777' }));
-    expect(result.ok).toBe(false);
+    expect(result).toMatchObject({ ok: false, retryable: false, movedTo: '-100777' });
     if (!result.ok) expect(result.message).toContain('-100777');
+  });
+
+  it('follows only an integer chat id', async () => {
+    fake.script({ status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: group chat was upgraded', parameters: { migrate_to_chat_id: '@elsewhere' } } });
+    const result = await send(message({ to: '-777' }));
+    expect(result).toMatchObject({ ok: false, retryable: false, code: 'migrate_to_chat_id:@elsewhere' });
+    expect((result as { movedTo?: string }).movedTo).toBeUndefined();
   });
 
   it('gets 401 from the fake with a wrong token', async () => {

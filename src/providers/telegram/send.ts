@@ -5,10 +5,12 @@
  * form becomes `reply_parameters.message_id`.
  * The bot token sits in the URL path, so every returned message is redacted of it.
  * Failures follow PROTOCOLS.md §2.3: 429 waits `parameters.retry_after` s, a group that became a
- * supergroup (`migrate_to_chat_id`) is permanent with the new id in the code, 5xx retries.
+ * supergroup (`migrate_to_chat_id`) fails with the new id in the code and in `movedTo` (the delivery
+ * store follows it once), 5xx retries.
  * Docs: https://core.telegram.org/bots/api#sendmessage
  */
 import { z } from 'zod';
+import { clip } from '../helpers.js';
 import {
   cleanMessage,
   fetchWithTimeout,
@@ -107,12 +109,15 @@ export async function sendTelegram(cfg: TelegramSendConfig, msg: OutboundMessage
   const description = data.description ?? `HTTP ${reply.status}`;
   const migrateTo = data.parameters?.migrate_to_chat_id;
   if (migrateTo !== undefined) {
+    // A chat id is an integer; anything else is reported, never followed.
+    const movedTo = /^-?\d{1,20}$/.test(String(migrateTo)) ? String(BigInt(migrateTo)) : undefined;
     return {
       ok: false,
       retryable: false,
-      code: `migrate_to_chat_id:${migrateTo}`,
-      message: cleanMessage(`group chat migrated to supergroup ${migrateTo}; update the chat id (${description})`, secrets),
+      code: `migrate_to_chat_id:${clip(String(migrateTo), 40)}`,
+      message: cleanMessage(`group chat migrated to supergroup ${clip(String(migrateTo), 40)} (${description})`, secrets),
       httpStatus: reply.status,
+      movedTo,
     };
   }
   const retryAfter = data.parameters?.retry_after;
