@@ -508,6 +508,33 @@ describe('Telegram webhooks', () => {
     expect(await reachable()).toBe(true);
   });
 
+  it('follows a group that became a supergroup: one contact, one conversation, whichever notice comes first', async () => {
+    const ch = await tgChannel();
+    const group = { id: -4000000001, type: 'group', title: 'Order 4711' };
+    const supergroup = { id: -1004000000001, type: 'supergroup', title: 'Order 4711' };
+    const from = { id: 777, is_bot: false, first_name: 'Ana' };
+    const say = (updateId: number, chat: object, text: string) => ({ update_id: updateId, message: { message_id: updateId, from, chat, date: 1767225600, text } });
+    const notice = (updateId: number, chat: object, field: object) => ({ update_id: updateId, message: { message_id: updateId, from, chat, date: 1767225700, ...field } });
+    const contacts = () => h.deps.db.$client.prepare('SELECT provider_contact_id FROM contacts').pluck().all();
+
+    expect((await post(ch, say(1, group, 'is my order shipped?'))).status).toBe(200);
+    // Telegram tells the new chat first here; the old chat's notice then finds nothing left to move.
+    expect((await post(ch, notice(2, supergroup, { migrate_from_chat_id: group.id }))).status).toBe(200);
+    expect(contacts()).toEqual(['-1004000000001']);
+    expect((await post(ch, notice(3, group, { migrate_to_chat_id: supergroup.id }))).status).toBe(200);
+    expect(contacts()).toEqual(['-1004000000001']);
+    expect((await post(ch, say(4, supergroup, 'hello from the supergroup'))).status).toBe(200);
+
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    const msgs = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data;
+    expect(msgs.map((m: any) => m.text)).toEqual(['is my order shipped?', 'hello from the supergroup']);
+    // A chat that is a contact already is not merged into: both stay as they are.
+    expect((await post(ch, say(5, { id: -4000000002, type: 'group', title: 'Other' }, 'hi'))).status).toBe(200);
+    expect((await post(ch, notice(6, { id: -4000000002, type: 'group', title: 'Other' }, { migrate_to_chat_id: supergroup.id }))).status).toBe(200);
+    expect(contacts().sort()).toEqual(['-1004000000001', '-4000000002']);
+  });
+
   it('records unknown update kinds as ignored', async () => {
     const ch = await tgChannel();
     expect((await post(ch, { update_id: 9, new_update_kind: { x: 1 } })).status).toBe(200);

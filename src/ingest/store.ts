@@ -113,6 +113,8 @@ export function createIngestStore(sqlite: Database.Database) {
     ),
     updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
     insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
+    contactIdTaken: sqlite.prepare('SELECT 1 FROM contacts WHERE channel_id = ? AND provider_contact_id = ?').pluck(),
+    moveContact: sqlite.prepare('UPDATE contacts SET provider_contact_id = ?, updated_at = ? WHERE rowid = ?'),
     insertInboundEvent: sqlite.prepare(
       'INSERT OR IGNORE INTO inbound_events (channel_id, dedupe_key, outcome, reason, received_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -239,6 +241,14 @@ export function createIngestStore(sqlite: Database.Database) {
             (reachableAt !== null && ev.at < reachableAt) ||
             (!ev.reachable && ((s.newestInboundSentAt.get(contactId) as number | null) ?? -Infinity) > ev.at);
           if (!stale) s.setReachable.run(ev.reachable ? 1 : 0, ev.at, now, contactId);
+          out.statuses++;
+          return;
+        }
+        case 'moved': {
+          // Telegram tells both chats; the second notice finds the contact moved already. A new id
+          // that is a contact of its own already (someone wrote there first) leaves both as they are.
+          const found = findContact(channel.id, ev.contact);
+          if (found && found[2] !== ev.to && !s.contactIdTaken.get(channel.id, ev.to)) s.moveContact.run(ev.to, now, found[0]);
           out.statuses++;
           return;
         }

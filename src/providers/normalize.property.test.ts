@@ -76,6 +76,11 @@ function checkResult(result: NormalizeResult, json: boolean): void {
         expect(typeof e.reachable).toBe('boolean');
         expect(Number.isFinite(e.at)).toBe(true);
         break;
+      case 'moved':
+        checkContact(e.contact);
+        expect(nonEmptyString(e.to)).toBe(true);
+        expect(Number.isFinite(e.at)).toBe(true);
+        break;
       case 'ignored':
         expect(nonEmptyString(e.reason)).toBe(true);
         break;

@@ -99,6 +99,19 @@ export type NormalizedEvent =
       at: number;
     }
   | {
+      /**
+       * The contact lives under another provider id from now on: a Telegram group became a
+       * supergroup (`migrate_to_chat_id` in the old chat, `migrate_from_chat_id` in the new one).
+       */
+      type: 'moved';
+      routeKey?: string | undefined;
+      /** The contact as it was known (its old id). */
+      contact: NormalizedContact;
+      /** Its new provider id. */
+      to: string;
+      at: number;
+    }
+  | {
       /** Something valid we do not handle; recorded as ignored, answered 200. */
       type: 'ignored';
       routeKey?: string | undefined;

@@ -104,6 +104,9 @@ const cases: [string, number, NormalizedEvent[]][] = [
   ['channel_post', 880000020, [{ type: 'ignored', reason: 'update kind "channel_post" not handled' }]],
   ['unknown_kind', 880000021, [{ type: 'ignored', reason: 'update kind "message_reaction_count" not handled' }]],
   ['multi_kind_nonconformant', 880000022, [message('700000001:55', 'text', 'first wins', priv)]],
+  // A group that became a supergroup: a service message in each chat, both naming the same move.
+  ['group_migrate_to', 880000023, [{ type: 'moved', contact: { providerContactId: '-4000000001', name: 'Order 4711', username: undefined }, to: '-1004000000001', at: t0 + 600_000 }]],
+  ['supergroup_migrate_from', 880000024, [{ type: 'moved', contact: { providerContactId: '-4000000001', name: 'Order 4711', username: undefined }, to: '-1004000000001', at: t0 + 600_000 }]],
 ];
 
 describe('normalizeTelegram', () => {
@@ -163,6 +166,7 @@ describe('normalizeTelegram', () => {
     ['edit without edit_date', (() => { const b = load('edited_message'); delete b.edited_message.edit_date; return b; })(), 'edited_message.edit_date'],
     ['callback without id', (() => { const b = load('callback_inline'); delete b.callback_query.id; return b; })(), 'callback_query.id'],
     ['callback without from', (() => { const b = load('callback_inline'); delete b.callback_query.from; return b; })(), 'callback_query.from'],
+    ['a move to a chat id that is not an integer', (() => { const b = load('group_migrate_to'); b.message.migrate_to_chat_id = '-1004000000001'; return b; })(), 'message.migrate_to_chat_id'],
     ['chat member without status', (() => { const b = load('my_chat_member_kicked'); delete b.my_chat_member.new_chat_member.status; return b; })(), 'my_chat_member.new_chat_member.status'],
   ];
   it.each(invalid)('rejects %s with SchemaError at the field', (_name, body, field) => {

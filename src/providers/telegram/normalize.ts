@@ -44,6 +44,8 @@ const messageSchema = z.object({
   reply_to_message: z.object({ message_id: intSchema, chat: z.object({ id: intSchema }).optional() }).optional(),
   forward_origin: z.unknown().optional(),
   forward_date: z.unknown().optional(),
+  migrate_to_chat_id: intSchema.optional(),
+  migrate_from_chat_id: intSchema.optional(),
 });
 type TgMessage = z.infer<typeof messageSchema>;
 
@@ -140,6 +142,14 @@ export function normalizeTelegram(payload: unknown, opts: NormalizeOptions = {})
 }
 
 function normalizeMessage(msg: TgMessage, raw: unknown, path: PathSegment[]): NormalizedEvent {
+  // A group that became a supergroup: Telegram says so in both chats. Either moves the contact.
+  if (msg.migrate_to_chat_id !== undefined) {
+    return { type: 'moved', contact: contactFromChat(msg.chat, msg.from), to: String(msg.migrate_to_chat_id), at: msg.date * 1000 };
+  }
+  if (msg.migrate_from_chat_id !== undefined) {
+    const { providerContactId: _new, ...names } = contactFromChat(msg.chat, msg.from);
+    return { type: 'moved', contact: { providerContactId: String(msg.migrate_from_chat_id), ...names }, to: String(msg.chat.id), at: msg.date * 1000 };
+  }
   const rawMsg = raw as Record<string, unknown>;
   const content = contentKinds.find((k) => Object.hasOwn(rawMsg, k) && rawMsg[k] !== undefined);
   const sub = content === undefined ? undefined : rawMsg[content];
