@@ -194,6 +194,31 @@ describe('a Telegram group that became a supergroup (PROTOCOLS.md §2.3: store t
     expect(contactIds()).toEqual(['-100700000081']);
   });
 
+  it('follows a move on the last attempt of the schedule too, and a write-first to the old id reaches the moved contact', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'telegram', { agentIds: [agent.id] });
+    // A positive (private-chat) id for the old chat: Telegram's 20-per-minute limit for groups
+    // would space these five attempts 3 s apart; the store follows the move the same way.
+    const { conversationId } = await activeConversation(h, ch, agent.id, '700000084');
+    // DELIVERY_RETRY_SCHEDULE here has 3 retries: 4 attempts, the last one told the chat moved.
+    fakes.telegram.script([{ status: 502 }, { status: 502 }, { status: 502 }, upgraded(-100700000084)]);
+
+    const { deliveryId } = await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Hello?' }, agent.token));
+    expect(await settled(h, deliveryId, ['sent', 'dead'], 20_000)).toMatchObject({ status: 'sent', attempts: 5 });
+    expect((fakes.telegram.requests.at(-1)!.body as { chat_id: number }).chat_id).toBe(-100700000084);
+    expect(contactIds()).toEqual(['-100700000084']);
+
+    // The agent copies the old id from a CRM: the moved contact and its open conversation, sent to the new id.
+    const wf = await h.api('POST', `/api/channels/${ch.id}/write-first`, { to: '700000084', text: 'One more thing' }, agent.token);
+    expect(wf.status).toBe(202);
+    const written = await json(wf);
+    expect(written.conversationId).toBe(conversationId);
+    await settled(h, written.deliveryId);
+    expect((fakes.telegram.requests.at(-1)!.body as { chat_id: number }).chat_id).toBe(-100700000084);
+    expect(contactIds()).toEqual(['-100700000084']);
+  });
+
   it('leaves the contact where it is when the new chat is a contact already; the message still goes there', async () => {
     setup();
     const agent = await createAgent(h);

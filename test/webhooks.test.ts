@@ -535,6 +535,32 @@ describe('Telegram webhooks', () => {
     expect(contacts().sort()).toEqual(['-1004000000001', '-4000000002']);
   });
 
+  it('a move absorbs a contact the new chat got without conversations, and late messages from the old chat follow it', async () => {
+    const ch = await tgChannel();
+    const group = { id: -4000000003, type: 'group', title: 'Order 4712' };
+    const supergroup = { id: -1004000000003, type: 'supergroup', title: 'Order 4712' };
+    const from = { id: 777, is_bot: false, first_name: 'Ana' };
+    const bot = { id: 1, is_bot: true, first_name: 'bot' };
+    const contacts = () => h.deps.db.$client.prepare('SELECT provider_contact_id FROM contacts').pluck().all();
+
+    expect((await post(ch, { update_id: 1, message: { message_id: 1, from, chat: group, date: 1767225600, text: 'first' } })).status).toBe(200);
+    // Telegram adds the bot to the new supergroup: a contact for it, without conversations.
+    const joined = { chat: supergroup, from, date: 1767225700, old_chat_member: { user: bot, status: 'left' }, new_chat_member: { user: bot, status: 'member' } };
+    expect((await post(ch, { update_id: 2, my_chat_member: joined })).status).toBe(200);
+    expect(contacts().sort()).toEqual(['-1004000000003', '-4000000003']);
+    expect((await post(ch, { update_id: 3, message: { message_id: 3, from, chat: group, date: 1767225700, migrate_to_chat_id: supergroup.id } })).status).toBe(200);
+    expect(contacts()).toEqual(['-1004000000003']);
+
+    // A message written in the old group before the move, delivered late: the same contact.
+    expect((await post(ch, { update_id: 4, message: { message_id: 4, from, chat: group, date: 1767225650, text: 'late' } })).status).toBe(200);
+    expect(contacts()).toEqual(['-1004000000003']);
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    const msgs = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data;
+    expect(msgs.map((m: any) => m.text)).toEqual(['first', 'late']);
+    expect(await json(await h.api('GET', `/api/contacts/${convs[0]!.contactId}`))).toMatchObject({ providerContactId: '-1004000000003', name: 'Order 4712' });
+  });
+
   it('records unknown update kinds as ignored', async () => {
     const ch = await tgChannel();
     expect((await post(ch, { update_id: 9, new_update_kind: { x: 1 } })).status).toBe(200);

@@ -157,6 +157,26 @@ export const contacts = sqliteTable(
   ],
 );
 
+/**
+ * Provider ids a contact was known by before it moved (a Telegram group that became a
+ * supergroup): a late message from the old chat, or a write-first to the old id, finds the
+ * contact under its new id instead of making a second one.
+ */
+export const contactAliases = sqliteTable(
+  'contact_aliases',
+  {
+    channelId: text()
+      .notNull()
+      .references(() => channels.id),
+    providerContactId: text().notNull(),
+    contactId: text()
+      .notNull()
+      .references(() => contacts.id),
+    createdAt: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.providerContactId] }), index('contact_aliases_contact_idx').on(t.contactId)],
+);
+
 export const conversationStates = ['bot', 'queued', 'offered', 'active', 'wrapup', 'closed'] as const;
 export type ConversationState = (typeof conversationStates)[number];
 

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { newId } from '../lib/ids.js';
+import { createContactMover } from './contact-move.js';
 import type { NormalizedContact, NormalizedEvent, OutboundStatus } from '../providers/types.js';
 
 /**
@@ -62,6 +63,7 @@ function wroteAt(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number)
 }
 
 export function createIngestStore(sqlite: Database.Database) {
+  const mover = createContactMover(sqlite);
   const s = {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
     // Rows as arrays (see ContactRow): better-sqlite3 builds an array far cheaper than an object.
@@ -113,8 +115,9 @@ export function createIngestStore(sqlite: Database.Database) {
     ),
     updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
     insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
-    contactIdTaken: sqlite.prepare('SELECT 1 FROM contacts WHERE channel_id = ? AND provider_contact_id = ?').pluck(),
-    moveContact: sqlite.prepare('UPDATE contacts SET provider_contact_id = ?, updated_at = ? WHERE rowid = ?'),
+    contactById: sqlite
+      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE id = ?')
+      .raw(),
     insertInboundEvent: sqlite.prepare(
       'INSERT OR IGNORE INTO inbound_events (channel_id, dedupe_key, outcome, reason, received_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -125,6 +128,17 @@ export function createIngestStore(sqlite: Database.Database) {
     // A contact first seen by phone and now by a business-scoped id (or the reverse) stays one contact.
     if (!row && c.phone) return s.contactByPhone.get(channelId, c.phone) as ContactRow | undefined;
     return row;
+  }
+
+  /**
+   * After findContact found nothing: the contact `c`'s id moved away from (see contact-move.ts),
+   * with `c` as it applies to that row (its current id kept). Only on this rare path, not on
+   * every message.
+   */
+  function findMovedContact(channelId: string, c: NormalizedContact): [ContactRow | undefined, NormalizedContact] {
+    const id = mover.aliasOf(channelId, c.providerContactId);
+    const row = id === undefined ? undefined : (s.contactById.get(id) as ContactRow | undefined);
+    return row ? [row, { ...c, providerContactId: row[2] }] : [undefined, c];
   }
 
   /**
@@ -183,7 +197,9 @@ export function createIngestStore(sqlite: Database.Database) {
     apply(channel: IngestChannel, ev: NormalizedEvent, now: number, out: ApplyOutcome): void {
       switch (ev.type) {
         case 'message': {
-          const found = findContact(channel.id, ev.contact);
+          let contact = ev.contact;
+          let found = findContact(channel.id, contact);
+          if (!found) [found, contact] = findMovedContact(channel.id, contact);
           const latest = found ? (s.latestConversation.get(found[1]) as ConversationRow | undefined) : undefined;
           if (found && latest && latest[1] !== 'closed') {
             // The usual case: a known contact writing into its open conversation. The insert
@@ -196,7 +212,7 @@ export function createIngestStore(sqlite: Database.Database) {
               out.duplicates++;
               return;
             }
-            refreshContact(found, ev.contact, wroteAt(ev, now), ev.sentAt || now, now);
+            refreshContact(found, contact, wroteAt(ev, now), ev.sentAt || now, now);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
             }
@@ -208,7 +224,7 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contactId = upsertContact(channel.id, ev.contact, found, wroteAt(ev, now), ev.sentAt || now, now);
+          const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), ev.sentAt || now, now);
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
           s.insertConversation.run(conversationId, channel.id, contactId, channel.conversationType, state, state === 'queued' ? now : null, now, now);
@@ -231,8 +247,10 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'reachability': {
-          const found = findContact(channel.id, ev.contact);
-          const contactId = upsertContact(channel.id, ev.contact, found, null, ev.at, now);
+          let contact = ev.contact;
+          let found = findContact(channel.id, contact);
+          if (!found) [found, contact] = findMovedContact(channel.id, contact);
+          const contactId = upsertContact(channel.id, contact, found, null, ev.at, now);
           // Deliveries come unordered: a block or unblock older than the last one applied changes
           // nothing, nor does a block older than a message the contact wrote (a tie still blocks:
           // Telegram dates are whole seconds, and a block usually follows the last message).
@@ -244,14 +262,11 @@ export function createIngestStore(sqlite: Database.Database) {
           out.statuses++;
           return;
         }
-        case 'moved': {
-          // Telegram tells both chats; the second notice finds the contact moved already. A new id
-          // that is a contact of its own already (someone wrote there first) leaves both as they are.
-          const found = findContact(channel.id, ev.contact);
-          if (found && found[2] !== ev.to && !s.contactIdTaken.get(channel.id, ev.to)) s.moveContact.run(ev.to, now, found[0]);
+        case 'moved':
+          // Telegram tells both chats; the second notice finds the contact moved already.
+          mover.move(channel.id, ev.contact.providerContactId, ev.to, now);
           out.statuses++;
           return;
-        }
         case 'ignored':
           // With the provider's id, a redelivery is a duplicate: nothing more is recorded.
           if (s.insertInboundEvent.run(channel.id, ev.dedupeKey ? `ignored:${ev.dedupeKey}` : null, 'ignored', ev.reason.slice(0, 500), now).changes === 0) {

@@ -3,6 +3,7 @@ import { agentEvent, changeHold, recordHistory } from '../acd/transitions.js';
 import { writeFirstProviders } from '../channels/settings.js';
 import { agents, channelAgents, channels, contacts, conversations } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import { createContactMover } from '../ingest/contact-move.js';
 import { createGroupCommitter, type GroupCommitter } from '../ingest/group-commit.js';
 import { newId } from '../lib/ids.js';
 import type { OutboundContent, ProviderName } from '../providers/types.js';
@@ -75,6 +76,7 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
   const store = createDeliveryStore(ctx, committer);
   const ops = createDeliveryOps(ctx);
   const storeOutbound = createOutboundWriter(db.$client);
+  const mover = createContactMover(db.$client);
   // The reply path runs for every agent message: prepared once.
   const q = {
     conversation: db.$client.prepare('SELECT id, channel_id, contact_id, state, agent_id FROM conversations WHERE id = ?'),
@@ -191,6 +193,9 @@ export function createOutboundService(ctx: ServiceContext, opts: { committer?: G
             )
             .orderBy(desc(eq(contacts.providerContactId, to)))
             .get();
+          // An id the contact had before it moved (a group that became a supergroup): that contact.
+          const movedTo = contact ? undefined : mover.aliasOf(sender.id, to);
+          if (movedTo !== undefined) contact = tx.select().from(contacts).where(eq(contacts.id, movedTo)).get();
           assertSendable(sender.provider, input.content, contact?.lastInboundAt ?? null, now);
           const name = input.name?.trim() || null;
           if (!contact) {

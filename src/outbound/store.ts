@@ -4,6 +4,7 @@ import type { DeliveryJobData } from '../queue/delivery-jobs.js';
 import type { DeliveryJobRequest } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
 import type { OutboundDetails } from './compose.js';
+import { createContactMover } from '../ingest/contact-move.js';
 import { maxAttempts, nextRetryDelay } from './schedule.js';
 
 /**
@@ -150,14 +151,8 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     moveMessage: sqlite.prepare(
       "UPDATE messages SET details = json_set(coalesce(details, '{}'), '$.to', @to, '$.migratedFrom', @from), updated_at = @now WHERE id = @messageId",
     ),
-    // The contact is the chat: it moves too, unless the new chat already is a contact of its own
-    // (someone wrote there first), which then stays as it is.
-    moveContact: sqlite.prepare(
-      `UPDATE contacts SET provider_contact_id = @to, updated_at = @now
-       WHERE channel_id = @channelId AND provider_contact_id = @from
-         AND NOT EXISTS (SELECT 1 FROM contacts WHERE channel_id = @channelId AND provider_contact_id = @to)`,
-    ),
   };
+  const mover = createContactMover(sqlite);
 
   /**
    * Where a recipient that moved (`movedTo`, see SendResult) is followed from and to, or null: a
@@ -170,10 +165,10 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     return { from: current.to, to: movedTo };
   }
 
-  /** Points the message, and the contact (which is the chat), at the new id. */
+  /** Points the message, and the contact (which is the chat: see contact-move.ts), at the new id. */
   function applyMove(info: { channel_id: string; message_id: string }, move: { from: string; to: string }, now: number): void {
     q.moveMessage.run({ messageId: info.message_id, ...move, now });
-    q.moveContact.run({ channelId: info.channel_id, ...move, now });
+    mover.move(info.channel_id, move.from, move.to, now);
   }
 
   return {
@@ -248,9 +243,9 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         const move = result.movedTo === undefined ? null : moveOf(info.message_id, result.movedTo);
         const described = describeFailure(info.provider, result.code, result.message);
         const error = move ? `${described}; the chat moved: the next attempt goes to ${move.to}` : described;
-        const delay = move
-          ? job.attempt < maxAttempts(schedule) ? 0 : null
-          : result.retryable ? nextRetryDelay(schedule, job.attempt, result.retryAfterMs) : null;
+        // The one try at the new id comes on top of the schedule: a move on the last attempt is
+        // still followed (once per message, see moveOf).
+        const delay = move ? 0 : result.retryable ? nextRetryDelay(schedule, job.attempt, result.retryAfterMs) : null;
         const willRetry = delay !== null;
         q.logAttempt.run({
           ...base,
@@ -271,8 +266,6 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
           return { outcome: 'retrying' as const, nextAttemptAt };
         }
         if (q.markDead.run(fields).changes !== 1) return { outcome: 'stale' as const };
-        // Moved even when no attempt is left: a replay then goes to the right chat.
-        if (move) applyMove(info, move, now);
         q.messageFailed.run({ messageId: info.message_id, code: result.code, now });
         return { outcome: 'dead' as const };
       });
