@@ -45,6 +45,15 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['shorter than 16 characters', 'short-token'],
+    ['with a space (a bearer token is one word)', 'admin token with spaces'],
+    ["in the form of an agent's token", 'sbat_0123456789abcdefghij'],
+  ])('refuses an ADMIN_TOKEN %s: the admin API would answer 401 to everything', (_name, token) => {
+    expect(() => loadConfig({ ADMIN_TOKEN: token })).toThrow(ConfigError);
+    expect(loadConfig({ ADMIN_TOKEN: 'a-fine-admin-token-1234' }).adminToken).toBe('a-fine-admin-token-1234');
+  });
+
+  it.each([
     ['5s', 5_000],
     ['250ms', 250],
     ['2m', 120_000],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AGENT_TOKEN_PREFIX } from './lib/tokens.js';
 
 /**
  * The gateway's configuration, read from the environment only (here and nowhere else).
@@ -39,7 +40,15 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   DATA_DIR: z.string().min(1).default('./data'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Sent as `Authorization: Bearer <token>`: one run of non-space characters, and not in the form
+  // of an agent's token (AGENT_TOKEN_PREFIX), which is only ever checked as one. Either would start a gateway
+  // whose admin API answers 401 to every call.
+  ADMIN_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .regex(/^\S+$/, 'must not contain spaces')
+    .refine((t) => !t.startsWith(AGENT_TOKEN_PREFIX), `must not start with ${AGENT_TOKEN_PREFIX} (the prefix of agent tokens)`)
+    .optional(),
   PUBLIC_BASE_URL: urlSchema.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GRAPH_API_BASE_URL: urlSchema.default('https://graph.facebook.com/v21.0'),

@@ -4,10 +4,10 @@ import { agents, channelAgents, channels, conversations, type AgentStatus } from
 import { AppError } from '../errors.js';
 import { sha256Hex, randomToken } from '../lib/crypto.js';
 import { newId } from '../lib/ids.js';
+import { AGENT_TOKEN_PREFIX } from '../lib/tokens.js';
 import { addToOutbox } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
 
-export const AGENT_TOKEN_PREFIX = 'sbat_';
 
 export interface AgentView {
   id: string;

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
 import { sha256Hex } from '../lib/crypto.js';
+import { AGENT_TOKEN_PREFIX } from '../lib/tokens.js';
 import type { Deps } from '../deps.js';
 import type { AppEnv, Auth } from './types.js';
 
@@ -50,7 +51,6 @@ export const requestContext = (deps: Deps, { header = 'X-Request-Id' } = {}): Mi
     else deps.log.info(line, 'request');
   };
 
-export const TOKEN_PREFIX_AGENT = 'sbat_';
 
 /**
  * Bearer auth: the admin token, or an agent's own token (stored as a SHA-256 hash).
@@ -64,7 +64,7 @@ export const requireAuth = ({ roles = ['admin', 'agent'] as Array<Auth['role']> 
     const token = m[1]!;
     const deps = c.get('deps');
     let auth: Auth | null = null;
-    if (token.startsWith(TOKEN_PREFIX_AGENT)) {
+    if (token.startsWith(AGENT_TOKEN_PREFIX)) {
       const agentId = deps.services.agents.findIdByTokenHash(await sha256Hex(token));
       if (agentId) auth = { role: 'agent', agentId };
     } else if (await deps.mac.safeEqual(token, deps.adminToken)) {
