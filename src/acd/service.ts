@@ -211,12 +211,14 @@ export function createAcdService(ctx: ServiceContext) {
     },
 
     accept(conversationId: string, actor: Actor) {
-      return run((tx, now) => {
+      const result = run((tx, now) => {
         const conv = loadConversation(tx, conversationId);
         const agentId = assertHolderOrGone(conv, actor);
         // Compare-and-set against the timeout: an accept at or after the deadline loses, even if
-        // the timer has not fired yet.
-        if (conv.state !== 'offered' || conv.offerExpiresAt === null || now >= conv.offerExpiresAt) {
+        // the timer has not fired yet; the timeout is then applied below, at once (as for reject),
+        // so the offer does not stay pinned to this agent until a timer that may never come.
+        if (conv.state === 'offered' && conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) return { expiredSeq: conv.offerSeq };
+        if (conv.state !== 'offered' || conv.offerExpiresAt === null) {
           throw new AppError('offer_gone', 'The offer is no longer available (timed out, rescinded or already answered)');
         }
         const res = tx
@@ -229,6 +231,11 @@ export function createAcdService(ctx: ServiceContext) {
         addToOutbox(tx, now, [agentEvent(agentId, 'assigned', { conversationId: conv.id, channelId: conv.channelId })]);
         return loadConversation(tx, conv.id);
       });
+      if ('expiredSeq' in result) {
+        expireOffer(conversationId, result.expiredSeq);
+        throw new AppError('offer_gone', 'The offer is no longer available (timed out)');
+      }
+      return result;
     },
 
     reject(conversationId: string, actor: Actor) {
