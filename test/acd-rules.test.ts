@@ -399,6 +399,27 @@ describe('closing and wrap-up', () => {
   });
 });
 
+describe('closing and wrap-up, when the channel loses its codes', () => {
+  it('ends its wrap-ups at once with no code (none could be picked any more); another set of codes leaves them', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const c1 = await json(await h.api('POST', '/api/completion-codes', { code: `sale-${newId('cc')}`, label: 'Sale' }));
+    const c2 = await json(await h.api('POST', '/api/completion-codes', { code: `info-${newId('cc')}`, label: 'Info' }));
+    const ch = await channel([a.id], { utilization: 50, ...autoAnswer, completionCodeIds: [c1.id], completionCodeTimeoutSec: 600 });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    acd().close(c, { agentId: a.id });
+    expect(conv(c).state).toBe('wrapup');
+
+    expect((await h.api('PATCH', `/api/channels/${ch}`, { handling: { completionCodeIds: [c2.id] } })).status).toBe(200);
+    expect(conv(c).state).toBe('wrapup'); // the agent picks one of the new codes
+    expect((await h.api('PATCH', `/api/channels/${ch}`, { handling: { completionCodeIds: [] } })).status).toBe(200);
+    expect(conv(c)).toMatchObject({ state: 'closed', completionCodeId: null });
+    expect(agentRow(a.id).load).toBe(0);
+    expect(sql().prepare('SELECT reason FROM conversation_history WHERE conversation_id = ? ORDER BY id DESC LIMIT 1').pluck().get(c)).toBe('completion_codes_removed');
+  });
+});
+
 describe('agent API on conversations', () => {
   it('refuses an agent acting on a conversation that is not theirs with 403 and records history', async () => {
     const a = await agent('Ana');

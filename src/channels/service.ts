@@ -1,4 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
+import { agentEvent, closeHeld } from '../acd/transitions.js';
 import {
   agents,
   channelAgents,
@@ -220,6 +221,18 @@ export function createChannelService(ctx: ServiceContext) {
       .run();
   }
 
+  function endWrapups(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], channelId: string, now: number): void {
+    const held = tx
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'wrapup')))
+      .all();
+    for (const conv of held) {
+      if (!closeHeld(tx, conv, 'wrapup', 'completion_codes_removed', null, now)) continue;
+      addToOutbox(tx, now, [agentEvent(conv.agentId!, 'wrapup-timeout', { conversationId: conv.id, reason: 'completion_codes_removed' })]);
+    }
+  }
+
   function columns(s: ChannelSettings) {
     return {
       name: s.name,
@@ -332,6 +345,9 @@ export function createChannelService(ctx: ServiceContext) {
           // Without a chatbot nobody would ever hand its conversations over: they go to ACD now
           // (writeSettings has queued a dispatch), in the order they started.
           if (stored.chatbotId !== null && settings.chatbotId === null) handOverBotConversations(tx, id, now);
+          // Without codes nobody could end a wrap-up of this channel by picking one: they end now,
+          // as at their timeout, with no code (DESIGN.md §2.5).
+          if (stored.handling.completionCodeIds.length > 0 && settings.handling.completionCodeIds.length === 0) endWrapups(tx, id, now);
         },
         { behavior: 'immediate' },
       );
