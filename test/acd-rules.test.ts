@@ -3,6 +3,7 @@ import { FakeClock } from '../src/lib/clock.js';
 import { newId } from '../src/lib/ids.js';
 import { channelBody, createHarness, json, type Harness } from './harness.js';
 import { expectHoldCountersConsistent } from './invariants.js';
+import { createAcdSweeper } from '../src/acd/sweeper.js';
 
 /**
  * Every rule of DESIGN.md §2 on a fake clock, through the ACD service with a real SQLite file.
@@ -417,6 +418,54 @@ describe('closing and wrap-up, when the channel loses its codes', () => {
     expect(conv(c)).toMatchObject({ state: 'closed', completionCodeId: null });
     expect(agentRow(a.id).load).toBe(0);
     expect(sql().prepare('SELECT reason FROM conversation_history WHERE conversation_id = ? ORDER BY id DESC LIMIT 1').pluck().get(c)).toBe('completion_codes_removed');
+  });
+});
+
+describe('the ACD sweeper: timers and dispatches whose job never ran (Redis restarted empty)', () => {
+  it('expires an offer and a wrap-up past their deadline, as their timers would, and only those', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    await online(b.id);
+    const code = await json(await h.api('POST', '/api/completion-codes', { code: `sale-${newId('cc')}`, label: 'Sale' }));
+    const offering = await channel([a.id], { utilization: 50, ...offers(30) });
+    const wrapping = await channel([b.id], { utilization: 50, ...autoAnswer, completionCodeIds: [code.id], completionCodeTimeoutSec: 60 });
+    const offered = enqueue(offering);
+    acd().dispatch(offering);
+    const wrapped = enqueue(wrapping);
+    acd().dispatch(wrapping);
+    acd().close(wrapped, { agentId: b.id });
+    const sweeper = createAcdSweeper(h.deps, { graceMs: 5_000 });
+
+    clock.advance(34_000); // the offer is 4 s overdue: still its timer's to apply
+    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
+    expect(conv(offered).state).toBe('offered');
+    clock.advance(2_000);
+    expect(sweeper.sweep()).toMatchObject({ offers: 1, wrapups: 0 });
+    expect(conv(offered)).toMatchObject({ state: 'queued', agentId: null });
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+    expect(acd().expireOffer(offered, 1)).toBe(false); // the timer, should it come after all
+
+    clock.advance(30_000);
+    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 1 });
+    expect(conv(wrapped)).toMatchObject({ state: 'closed', completionCodeId: null });
+    expect(agentRow(b.id).load).toBe(0);
+    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
+  });
+
+  it('dispatches every channel that has a queue, once at start and then every dispatchEveryMs', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 10, ...autoAnswer });
+    const c = enqueue(ch); // queued, and its dispatch job lost
+    const sweeper = createAcdSweeper(h.deps, { dispatchEveryMs: 60_000 });
+    expect(sweeper.sweep()).toMatchObject({ assigned: 1 });
+    expect(conv(c)).toMatchObject({ state: 'active', agentId: a.id });
+    const d = enqueue(ch);
+    expect(sweeper.sweep()).toMatchObject({ assigned: 0 }); // not due yet
+    expect(conv(d).state).toBe('queued');
+    expect(sweeper.sweep({ dispatch: true })).toMatchObject({ assigned: 1 });
+    expect(conv(d)).toMatchObject({ state: 'active', agentId: a.id });
   });
 });
 

@@ -32,6 +32,12 @@ const DISPATCH_BATCH = 100;
 /** A place in a channel's queue order: queue_rank, enqueued_at, rowid of the last row looked at. */
 type QueueCursor = [rank: number, enqueuedAt: number | null, rowid: number];
 
+/** A conversation's running timer: its id and the offer sequence the timer was set for. */
+export interface Timer {
+  id: string;
+  seq: number;
+}
+
 export function createAcdService(ctx: ServiceContext) {
   const { db, clock } = ctx;
   const sqlite = db.$client;
@@ -75,6 +81,18 @@ export function createAcdService(ctx: ServiceContext) {
       'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     outbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
+    // The sweeper's (sweeper.ts): each through its partial index, oldest deadline first.
+    offersDue: sqlite.prepare(
+      "SELECT id, offer_seq AS seq FROM conversations WHERE state = 'offered' AND offer_expires_at <= ? ORDER BY offer_expires_at LIMIT ?",
+    ),
+    wrapupsDue: sqlite.prepare(
+      "SELECT id, offer_seq AS seq FROM conversations WHERE state = 'wrapup' AND wrapup_expires_at <= ? ORDER BY wrapup_expires_at LIMIT ?",
+    ),
+    channelsWithQueue: sqlite
+      .prepare(
+        "SELECT id FROM channels c WHERE deleted_at IS NULL AND EXISTS (SELECT 1 FROM conversations WHERE channel_id = c.id AND state = 'queued')",
+      )
+      .pluck(),
   };
 
   /**
@@ -311,6 +329,14 @@ export function createAcdService(ctx: ServiceContext) {
     },
 
     expireOffer,
+
+    /** Offers and wrap-ups whose deadline was at or before `before` (up to `limit` of each). */
+    overdue(before: number, limit: number): { offers: Timer[]; wrapups: Timer[] } {
+      return { offers: q.offersDue.all(before, limit) as Timer[], wrapups: q.wrapupsDue.all(before, limit) as Timer[] };
+    },
+
+    /** Live channels with queued conversations. */
+    channelsWithQueue: (): string[] => q.channelsWithQueue.all() as string[],
 
     /** Wrap-up timer (§2.5): closes with no code, once its deadline passed. */
     expireWrapup(conversationId: string, seq: number): boolean {

@@ -1,4 +1,5 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sql } from 'drizzle-orm';
 
 /**
  * Tables: plural camelCase constants, snake_case columns (drizzle `casing: 'snake_case'`),
@@ -213,6 +214,9 @@ export const conversations = sqliteTable(
     index('conversations_contact_idx').on(t.contactId, t.createdAt),
     index('conversations_agent_idx').on(t.agentId, t.state),
     index('conversations_created_idx').on(t.createdAt),
+    // For the ACD sweeper (src/acd/sweeper.ts): deadlines that passed with no timer to apply them.
+    index('conversations_offer_due_idx').on(t.offerExpiresAt).where(sql`state = 'offered'`),
+    index('conversations_wrapup_due_idx').on(t.wrapupExpiresAt).where(sql`state = 'wrapup'`),
   ],
 );
 

@@ -1,4 +1,5 @@
 import type { Worker } from 'bullmq';
+import { createAcdSweeper } from '../acd/sweeper.js';
 import { createAcdWorker } from '../acd/worker.js';
 import type { Deps } from '../deps.js';
 import { startDeliveryWorker } from '../outbound/worker.js';
@@ -11,8 +12,11 @@ export interface Workers {
 export function startWorkers(deps: Deps): Workers {
   const workers: Worker[] = [createAcdWorker(deps)];
   const deliveries = startDeliveryWorker(deps);
+  const acdSweeper = createAcdSweeper(deps, { log: deps.log.child({ component: 'acd-sweeper' }) });
+  acdSweeper.start();
   return {
     async close() {
+      acdSweeper.stop();
       // Worker.close() waits for the jobs in progress to finish.
       await Promise.all([...workers.map((w) => w.close()), deliveries.close()]);
     },

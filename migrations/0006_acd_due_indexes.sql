@@ -1,0 +1,2 @@
+CREATE INDEX `conversations_offer_due_idx` ON `conversations` (`offer_expires_at`) WHERE state = 'offered';--> statement-breakpoint
+CREATE INDEX `conversations_wrapup_due_idx` ON `conversations` (`wrapup_expires_at`) WHERE state = 'wrapup';
