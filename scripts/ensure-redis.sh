@@ -44,8 +44,11 @@ fi
 
 mkdir -p "$data_dir/redis"
 redis_dir="$(cd "$data_dir/redis" && pwd)"
+# Listening where the URL points: [::1] gets ::1, localhost and 127.0.0.1 get 127.0.0.1.
+bind=127.0.0.1
+[ "$host" = "::1" ] && bind=::1
 echo "starting redis-server on $host:$port (append-only, data in $redis_dir)" >&2
-redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$redis_dir" \
+redis-server --daemonize yes --bind "$bind" --port "$port" --dir "$redis_dir" \
   --appendonly yes --save "" --logfile "$redis_dir/redis.log" --pidfile "$redis_dir/redis.pid"
 for _ in $(seq 1 50); do
   reachable && exit 0

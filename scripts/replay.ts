@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   try {
     if (args['dry-run']) {
       result = outbound.replayDeliveries(filter, { dryRun: true });
-      process.stdout.write(`dry run: ${result.matched} deliveries match (${described}); ${Math.min(result.matched, limit)} would be replayed\n`);
+      process.stdout.write(`dry run: ${result.matched} deliveries match (${described}); at most ${Math.min(result.matched, limit)} would be replayed (attempts in flight are skipped)\n`);
       db.$client.close();
       return;
     }
