@@ -438,19 +438,19 @@ describe('the ACD sweeper: timers and dispatches whose job never ran (Redis rest
     const sweeper = createAcdSweeper(h.deps, { graceMs: 5_000 });
 
     clock.advance(34_000); // the offer is 4 s overdue: still its timer's to apply
-    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
+    expect(await sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
     expect(conv(offered).state).toBe('offered');
     clock.advance(2_000);
-    expect(sweeper.sweep()).toMatchObject({ offers: 1, wrapups: 0 });
+    expect(await sweeper.sweep()).toMatchObject({ offers: 1, wrapups: 0 });
     expect(conv(offered)).toMatchObject({ state: 'queued', agentId: null });
     expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
     expect(acd().expireOffer(offered, 1)).toBe(false); // the timer, should it come after all
 
     clock.advance(30_000);
-    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 1 });
+    expect(await sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 1 });
     expect(conv(wrapped)).toMatchObject({ state: 'closed', completionCodeId: null });
     expect(agentRow(b.id).load).toBe(0);
-    expect(sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
+    expect(await sweeper.sweep()).toMatchObject({ offers: 0, wrapups: 0 });
   });
 
   it('dispatches every channel that has a queue, once at start and then every dispatchEveryMs', async () => {
@@ -459,12 +459,12 @@ describe('the ACD sweeper: timers and dispatches whose job never ran (Redis rest
     const ch = await channel([a.id], { utilization: 10, ...autoAnswer });
     const c = enqueue(ch); // queued, and its dispatch job lost
     const sweeper = createAcdSweeper(h.deps, { dispatchEveryMs: 60_000 });
-    expect(sweeper.sweep()).toMatchObject({ assigned: 1 });
+    expect(await sweeper.sweep()).toMatchObject({ assigned: 1 });
     expect(conv(c)).toMatchObject({ state: 'active', agentId: a.id });
     const d = enqueue(ch);
-    expect(sweeper.sweep()).toMatchObject({ assigned: 0 }); // not due yet
+    expect(await sweeper.sweep()).toMatchObject({ assigned: 0 }); // not due yet
     expect(conv(d).state).toBe('queued');
-    expect(sweeper.sweep({ dispatch: true })).toMatchObject({ assigned: 1 });
+    expect(await sweeper.sweep({ dispatch: true })).toMatchObject({ assigned: 1 });
     expect(conv(d)).toMatchObject({ state: 'active', agentId: a.id });
   });
 });

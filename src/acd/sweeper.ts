@@ -1,5 +1,6 @@
 import type { Deps } from '../deps.js';
 import type { Logger } from '../log.js';
+import type { Timer } from './service.js';
 
 /**
  * The ACD's safety net for work whose job never ran. Offer and wrap-up timers are delayed BullMQ
@@ -23,6 +24,8 @@ export interface AcdSweeperOptions {
   dispatchEveryMs?: number | undefined;
   /** Timers of each kind applied per pass. Default 500. */
   batch?: number | undefined;
+  /** Timers applied per transaction (one WAL sync each); the event loop gets a turn between. Default 50. */
+  chunk?: number | undefined;
   log?: Logger | undefined;
 }
 
@@ -35,30 +38,55 @@ export interface AcdSweepResult {
 
 export interface AcdSweeper {
   /** One pass; `dispatch` also dispatches every channel with a queue (else only when due). */
-  sweep(opts?: { dispatch?: boolean }): AcdSweepResult;
+  sweep(opts?: { dispatch?: boolean }): Promise<AcdSweepResult>;
   start(): void;
-  stop(): void;
+  /** Stops the timer and waits for a pass in progress (it stops between chunks). */
+  stop(): Promise<void>;
 }
 
-export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log'>, opts: AcdSweeperOptions = {}): AcdSweeper {
+export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log' | 'db'>, opts: AcdSweeperOptions = {}): AcdSweeper {
   const intervalMs = opts.intervalMs ?? 5_000;
   const graceMs = opts.graceMs ?? 5_000;
   const dispatchEveryMs = opts.dispatchEveryMs ?? 30_000;
   const batch = opts.batch ?? 500;
+  const chunk = opts.chunk ?? 50;
   const log = opts.log ?? deps.log;
   const { acd } = deps.services;
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let lastDispatch = -Infinity;
   let failures = 0;
+  let running: Promise<AcdSweepResult> | null = null;
 
-  function sweep({ dispatch = false } = {}): AcdSweepResult {
+  /**
+   * Applies `timers` with `expire`, `chunk` to a transaction: each expire is its own transaction
+   * (a savepoint inside this one), so a backlog after an outage costs one WAL sync per chunk, not
+   * one per conversation on the event loop (500 of each took 1.4 s one at a time). One that
+   * throws rolls back alone and is left for the next pass.
+   */
+  async function applyAll(timers: Timer[], expire: (id: string, seq: number) => boolean): Promise<number> {
+    let applied = 0;
+    for (let i = 0; i < timers.length; i += chunk) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      if (stopped) break;
+      deps.db.$client.transaction(() => {
+        for (const t of timers.slice(i, i + chunk)) {
+          try {
+            if (expire(t.id, t.seq)) applied++;
+          } catch (err) {
+            log.warn({ conversationId: t.id, err: (err as Error).message }, 'acd sweeper could not apply a timeout; next pass');
+          }
+        }
+      }).immediate();
+    }
+    return applied;
+  }
+
+  async function sweepOnce(dispatch: boolean): Promise<AcdSweepResult> {
     const now = deps.clock.now();
     const due = acd.overdue(now - graceMs, batch);
-    let offers = 0;
-    let wrapups = 0;
-    for (const t of due.offers) if (acd.expireOffer(t.id, t.seq)) offers++;
-    for (const t of due.wrapups) if (acd.expireWrapup(t.id, t.seq)) wrapups++;
+    const offers = await applyAll(due.offers, acd.expireOffer);
+    const wrapups = await applyAll(due.wrapups, acd.expireWrapup);
     let assigned = 0;
     // Paced by the process's own clock, not deps.clock: deadlines are in the latter's time.
     const at = performance.now();
@@ -73,10 +101,17 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log'>,
     return { offers, wrapups, assigned };
   }
 
-  function tick(): void {
+  function sweep({ dispatch = false } = {}): Promise<AcdSweepResult> {
+    running ??= sweepOnce(dispatch).finally(() => {
+      running = null;
+    });
+    return running;
+  }
+
+  async function tick(): Promise<void> {
     if (stopped) return;
     try {
-      sweep();
+      await sweep();
       failures = 0;
     } catch (err) {
       failures++;
@@ -90,14 +125,15 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log'>,
       if (timer) return;
       stopped = false;
       // Not in this turn: the process finishes starting first.
-      setImmediate(tick);
-      timer = setInterval(tick, intervalMs);
+      setImmediate(() => void tick());
+      timer = setInterval(() => void tick(), intervalMs);
       timer.unref();
     },
-    stop() {
+    async stop() {
       stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
+      await running?.catch(() => {});
     },
   };
 }

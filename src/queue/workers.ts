@@ -16,9 +16,8 @@ export function startWorkers(deps: Deps): Workers {
   acdSweeper.start();
   return {
     async close() {
-      acdSweeper.stop();
       // Worker.close() waits for the jobs in progress to finish.
-      await Promise.all([...workers.map((w) => w.close()), deliveries.close()]);
+      await Promise.all([acdSweeper.stop(), ...workers.map((w) => w.close()), deliveries.close()]);
     },
   };
 }
