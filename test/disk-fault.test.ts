@@ -36,5 +36,9 @@ describe('a disk that fails the WAL sync', () => {
     expect((await post(wabaText('wamid.F2', '4915100002'))).status).toBe(500);
     expect((await post(wabaText('wamid.F3', '4915100003'))).status).toBe(500);
     expect((await h.app.request('/healthz')).status).toBe(200); // alive, not ready
+    // F2 was committed before its sync failed (and cannot be taken back); F3, refused after, stored nothing.
+    const stored = h.deps.db.$client.prepare('SELECT provider_message_id FROM messages ORDER BY 1').pluck().all();
+    expect(stored).toEqual(['wamid.F1', 'wamid.F2']);
+    expect(h.deps.db.$client.prepare("SELECT count(*) FROM contacts WHERE phone = '4915100003'").pluck().get()).toBe(0);
   });
 });

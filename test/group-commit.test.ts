@@ -194,6 +194,8 @@ describe('group commit with the WAL synced off the event loop', () => {
     expect(walSync.failure()?.message).toMatch(/EIO/);
     await expect(gc.submit(() => ins.run('c', 1))).rejects.toThrow(/WAL sync failed.*EIO/);
     expect(syscalls).toBe(2); // the failure is final: no sync is tried again
+    // …and what is refused from then on is not even committed (b was, before its sync failed).
+    expect(sqlite.db.prepare('SELECT k FROM t ORDER BY k').pluck().all()).toEqual(['a', 'b']);
     walSync.close();
   });
 

@@ -140,6 +140,15 @@ export function createGroupCommitter(sqlite: Database.Database, { maxBatch = 512
   function flushNow(): void {
     scheduled = false;
     if (syncing) return; // the sync's callback schedules what waits
+    // After a failed sync nothing is acknowledged again (wal-sync.ts): refuse the work without
+    // committing it, so a refused request stores nothing.
+    const failed = deferSync ? walSync!.failure() : null;
+    if (failed) {
+      const refused = queue;
+      queue = [];
+      for (const item of refused) item.reject(failed);
+      return;
+    }
     const toSync: Pending[] = [];
     while (queue.length > 0) {
       const batch = queue.length > maxBatch ? queue.splice(0, maxBatch) : queue;
