@@ -1,5 +1,5 @@
 import { unlinkSync, writeFileSync } from 'node:fs';
-import { fdatasync } from 'node:fs';
+import { fdatasync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createWalSync, type WalSync } from '../src/db/wal-sync.js';
@@ -284,6 +284,22 @@ describe('createWalSync', () => {
     while (results.length < 4) await turn();
     expect(results).toEqual([null, null, null, null]);
     expect(held).toHaveLength(0);
+    walSync.close();
+  });
+
+  it('tries a WAL it cannot open again before refusing: the batch is committed, and then acknowledged', async () => {
+    let opens = 0;
+    const outOfFiles = ((file: string, flags: string) => {
+      opens++;
+      if (opens <= 2) throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+      return openSync(file, flags);
+    }) as typeof openSync;
+    const walSync = createWalSync(sqlite.db, { openSync: outOfFiles, openRetryMs: 5 })!;
+    sqlite.db.pragma('synchronous = FULL');
+    const gc = createGroupCommitter(sqlite.db, { walSync });
+    await expect(gc.submit(() => sqlite.db.prepare('INSERT INTO t VALUES (?, ?)').run('a', 1).changes)).resolves.toBe(1);
+    expect(opens).toBe(3);
+    expect(walSync.failure()).toBeNull();
     walSync.close();
   });
 

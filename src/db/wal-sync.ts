@@ -24,11 +24,19 @@ export interface WalSync {
   close(): void;
 }
 
+/** A WAL that cannot be opened is tried again this many times, this far apart (about 1 s in all). */
+const OPEN_RETRIES = 20;
+const OPEN_RETRY_MS = 50;
+
 /**
  * A WalSync for `sqlite`'s WAL file, or null when it has none (in memory, or not in WAL mode).
- * `fdatasync` is node:fs's; a fault test passes one that fails like a dying disk.
+ * `fdatasync` and `openSync` are node:fs's; fault tests pass ones that fail like a dying disk or a
+ * process out of file descriptors.
  */
-export function createWalSync(sqlite: Database.Database, { fdatasync: syncFile = fdatasync } = {}): WalSync | null {
+export function createWalSync(
+  sqlite: Database.Database,
+  { fdatasync: syncFile = fdatasync, openSync: openFile = openSync, openRetries = OPEN_RETRIES, openRetryMs = OPEN_RETRY_MS } = {},
+): WalSync | null {
   if (sqlite.memory) return null;
   if (sqlite.pragma('journal_mode', { simple: true }) !== 'wal') return null;
   // Absolute now: DATA_DIR may be relative, and the file is opened at the first sync.
@@ -57,6 +65,16 @@ export function createWalSync(sqlite: Database.Database, { fdatasync: syncFile =
       }
     };
     inFlight = true;
+    attempt(finish, 0);
+  }
+
+  /**
+   * Opens the WAL if need be, then syncs it. A failed open (too many open files, the WAL being
+   * recreated) is tried again a few times first: the callers' commits are already in the WAL, and
+   * an error would refuse work that is stored (a 500 for a webhook kept all the same). Nothing
+   * is at risk meanwhile, so such a failure is never final.
+   */
+  function attempt(finish: (err: Error | null) => void, tries: number): void {
     try {
       // SQLite deletes the WAL only when its last connection closes; should it ever be
       // recreated, the descriptor of the unlinked file would sync nothing that matters.
@@ -64,9 +82,10 @@ export function createWalSync(sqlite: Database.Database, { fdatasync: syncFile =
         closeSync(fd);
         fd = null;
       }
-      fd ??= openSync(walPath, 'r');
+      fd ??= openFile(walPath, 'r');
     } catch (err) {
-      finish(err as Error); // nothing was synced, nothing was lost: the next sync tries again
+      if (tries < openRetries) setTimeout(() => attempt(finish, tries + 1), openRetryMs);
+      else finish(err as Error); // nothing was synced, nothing was lost: the next sync tries again
       return;
     }
     syncFile(fd, (err) => {
