@@ -303,6 +303,19 @@ describe('createWalSync', () => {
     walSync.close();
   });
 
+  it('stops trying a WAL it cannot open once closed (shutdown): the waiting sync fails, nothing is opened after', async () => {
+    let opens = 0;
+    const never = (() => {
+      opens++;
+      throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+    }) as unknown as typeof openSync;
+    const walSync = createWalSync(sqlite.db, { openSync: never, openRetryMs: 5 })!;
+    const result = new Promise<Error | null>((r) => walSync.sync(r));
+    walSync.close();
+    expect((await result)?.message).toMatch(/closed/);
+    expect(opens).toBe(1);
+  });
+
   it('does not sync a WAL file that is gone: it reopens the path, and says so when it cannot', async () => {
     const walSync = createWalSync(sqlite.db)!;
     const sync = () => new Promise<Error | null>((r) => walSync.sync(r));

@@ -68,7 +68,7 @@ async function run(agentCount: number) {
     const committer = createGroupCommitter(deps.db.$client);
     const start = performance.now();
     const outcome: ApplyOutcome = { stored: 0, duplicates: 0, statuses: 0, ignored: 0, queued: 0, outbox: 0 };
-    const channelRows = channelIds.map((id) => ({ id, conversationType: 'chat', chatbotId: null }));
+    const channelRows = channelIds.map((id) => ({ id, provider: 'api' as const, conversationType: 'chat', chatbotId: null }));
     const pending: Promise<unknown>[] = [];
     for (let i = 0; i < TOTAL; i++) {
       const ch = channelRows[i % CHANNELS]!;

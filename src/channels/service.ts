@@ -347,7 +347,8 @@ export function createChannelService(ctx: ServiceContext) {
           if (stored.chatbotId !== null && settings.chatbotId === null) handOverBotConversations(tx, id, now);
           // Without codes nobody could end a wrap-up of this channel by picking one: they end now,
           // as at their timeout, with no code (DESIGN.md §2.5).
-          if (stored.handling.completionCodeIds.length > 0 && settings.handling.completionCodeIds.length === 0) endWrapups(tx, id, now);
+          // (Not only when the stored settings had codes: those were read before this transaction.)
+          if (settings.handling.completionCodeIds.length === 0) endWrapups(tx, id, now);
         },
         { behavior: 'immediate' },
       );

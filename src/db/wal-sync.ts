@@ -42,6 +42,7 @@ export function createWalSync(
   // Absolute now: DATA_DIR may be relative, and the file is opened at the first sync.
   const walPath = path.resolve(`${sqlite.name}-wal`);
   let fd: number | null = null;
+  let closed = false;
   let failed: Error | null = null;
   /** An fdatasync is running; callers meanwhile wait in `next` for the one after it. */
   let inFlight = false;
@@ -75,6 +76,10 @@ export function createWalSync(
    * is at risk meanwhile, so such a failure is never final.
    */
   function attempt(finish: (err: Error | null) => void, tries: number): void {
+    if (closed) {
+      finish(new Error('WAL sync closed'));
+      return;
+    }
     try {
       // SQLite deletes the WAL only when its last connection closes; should it ever be
       // recreated, the descriptor of the unlinked file would sync nothing that matters.
@@ -106,6 +111,7 @@ export function createWalSync(
     },
     failure: () => failed,
     close() {
+      closed = true;
       if (fd !== null) closeSync(fd);
       fd = null;
     },

@@ -13,7 +13,6 @@ import { createIngestStore, type ApplyOutcome, type IngestChannel } from './stor
  */
 
 export interface WebhookChannel extends IngestChannel {
-  provider: ProviderName;
   messenger: MessengerConfig;
   phoneNumberId: string | null;
 }

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { newId } from '../lib/ids.js';
 import { createContactMover } from './contact-move.js';
-import type { NormalizedContact, NormalizedEvent, OutboundStatus } from '../providers/types.js';
+import type { NormalizedContact, NormalizedEvent, OutboundStatus, ProviderName } from '../providers/types.js';
 
 /**
  * The ingest hot path: applies normalized events inside the caller's transaction with prepared
@@ -11,6 +11,7 @@ import type { NormalizedContact, NormalizedEvent, OutboundStatus } from '../prov
 
 export interface IngestChannel {
   id: string;
+  provider: ProviderName;
   conversationType: string;
   chatbotId: string | null;
 }
@@ -132,8 +133,8 @@ export function createIngestStore(sqlite: Database.Database) {
 
   /**
    * After findContact found nothing: the contact `c`'s id moved away from (see contact-move.ts),
-   * with `c` as it applies to that row (its current id kept). Only on this rare path, not on
-   * every message.
+   * with `c` as it applies to that row (its current id kept). Only Telegram contacts move, and
+   * only a new sender gets here: not on every message.
    */
   function findMovedContact(channelId: string, c: NormalizedContact): [ContactRow | undefined, NormalizedContact] {
     const id = mover.aliasOf(channelId, c.providerContactId);
@@ -199,7 +200,7 @@ export function createIngestStore(sqlite: Database.Database) {
         case 'message': {
           let contact = ev.contact;
           let found = findContact(channel.id, contact);
-          if (!found) [found, contact] = findMovedContact(channel.id, contact);
+          if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
           const latest = found ? (s.latestConversation.get(found[1]) as ConversationRow | undefined) : undefined;
           if (found && latest && latest[1] !== 'closed') {
             // The usual case: a known contact writing into its open conversation. The insert
@@ -249,7 +250,7 @@ export function createIngestStore(sqlite: Database.Database) {
         case 'reachability': {
           let contact = ev.contact;
           let found = findContact(channel.id, contact);
-          if (!found) [found, contact] = findMovedContact(channel.id, contact);
+          if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
           const contactId = upsertContact(channel.id, contact, found, null, ev.at, now);
           // Deliveries come unordered: a block or unblock older than the last one applied changes
           // nothing, nor does a block older than a message the contact wrote (a tie still blocks:

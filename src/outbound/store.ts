@@ -243,8 +243,9 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         const move = result.movedTo === undefined ? null : moveOf(info.message_id, result.movedTo);
         const described = describeFailure(info.provider, result.code, result.message);
         const error = move ? `${described}; the chat moved: the next attempt goes to ${move.to}` : described;
-        // The one try at the new id comes on top of the schedule: a move on the last attempt is
-        // still followed (once per message, see moveOf).
+        // The next attempt goes to the new id at once, not after the schedule's delay; a move on
+        // the last attempt still gets that one more try (once per message, see moveOf).
+        // Attempts after it follow the schedule from where this one was.
         const delay = move ? 0 : result.retryable ? nextRetryDelay(schedule, job.attempt, result.retryAfterMs) : null;
         const willRetry = delay !== null;
         q.logAttempt.run({
