@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { createPeriodic } from '../lib/periodic.js';
 import type { Logger } from '../log.js';
 import type { Timer } from './service.js';
 
@@ -52,11 +53,7 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log' |
   const chunk = opts.chunk ?? 50;
   const log = opts.log ?? deps.log;
   const { acd } = deps.services;
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = false;
   let lastDispatch = -Infinity;
-  let failures = 0;
-  let running: Promise<AcdSweepResult> | null = null;
 
   /**
    * Applies `timers` with `expire`, `chunk` to a transaction: each expire is its own transaction
@@ -68,7 +65,7 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log' |
     let applied = 0;
     for (let i = 0; i < timers.length; i += chunk) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      if (stopped) break;
+      if (periodic.stopped) break;
       deps.db.$client.transaction(() => {
         for (const t of timers.slice(i, i + chunk)) {
           try {
@@ -82,7 +79,7 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log' |
     return applied;
   }
 
-  async function sweepOnce(dispatch: boolean): Promise<AcdSweepResult> {
+  async function sweepOnce({ dispatch = false }: { dispatch?: boolean } = {}): Promise<AcdSweepResult> {
     const now = deps.clock.now();
     const due = acd.overdue(now - graceMs, batch);
     const offers = await applyAll(due.offers, acd.expireOffer);
@@ -101,39 +98,6 @@ export function createAcdSweeper(deps: Pick<Deps, 'services' | 'clock' | 'log' |
     return { offers, wrapups, assigned };
   }
 
-  function sweep({ dispatch = false } = {}): Promise<AcdSweepResult> {
-    running ??= sweepOnce(dispatch).finally(() => {
-      running = null;
-    });
-    return running;
-  }
-
-  async function tick(): Promise<void> {
-    if (stopped) return;
-    try {
-      await sweep();
-      failures = 0;
-    } catch (err) {
-      failures++;
-      if (failures === 1 || failures % 60 === 0) log.warn({ err: (err as Error).message, failures }, 'acd sweeper failed; retrying');
-    }
-  }
-
-  return {
-    sweep,
-    start() {
-      if (timer) return;
-      stopped = false;
-      // Not in this turn: the process finishes starting first.
-      setImmediate(() => void tick());
-      timer = setInterval(() => void tick(), intervalMs);
-      timer.unref();
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running?.catch(() => {});
-    },
-  };
+  const periodic = createPeriodic(sweepOnce, { intervalMs, log, what: 'acd sweeper', firstPass: 'next-turn' });
+  return { sweep: periodic.run, start: periodic.start, stop: periodic.stop };
 }

@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.js';
+import { createPeriodic } from '../lib/periodic.js';
 import type { Logger } from '../log.js';
 import { deliveryJobSpec } from '../queue/delivery-jobs.js';
 import { deliveryJobId } from '../queue/names.js';
@@ -36,9 +37,6 @@ export function createSweeper(deps: Pick<Deps, 'services' | 'queues' | 'redis' |
   const batch = opts.batch ?? 500;
   const log = opts.log ?? deps.log;
   const queue = deps.queues.deliveries;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<number> | null = null;
-  let failures = 0;
 
   async function sweepOnce(): Promise<number> {
     const now = deps.clock.now();
@@ -66,35 +64,6 @@ export function createSweeper(deps: Pick<Deps, 'services' | 'queues' | 'redis' |
     return missing.length;
   }
 
-  function sweep(): Promise<number> {
-    running ??= sweepOnce().finally(() => {
-      running = null;
-    });
-    return running;
-  }
-
-  async function tick(): Promise<void> {
-    try {
-      await sweep();
-      failures = 0;
-    } catch (err) {
-      failures++;
-      if (failures === 1 || failures % 60 === 0) log.warn({ err: (err as Error).message, failures }, 'delivery sweeper failed; retrying');
-    }
-  }
-
-  return {
-    sweep,
-    start() {
-      if (timer) return;
-      void tick();
-      timer = setInterval(() => void tick(), intervalMs);
-      timer.unref();
-    },
-    async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running?.catch(() => {});
-    },
-  };
+  const periodic = createPeriodic(sweepOnce, { intervalMs, log, what: 'delivery sweeper' });
+  return { sweep: periodic.run, start: periodic.start, stop: periodic.stop };
 }
