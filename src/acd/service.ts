@@ -212,6 +212,19 @@ export function createAcdService(ctx: ServiceContext) {
     });
   }
 
+  /**
+   * An accept or reject that came at or after the offer's deadline returns `{expiredSeq}` from its
+   * transaction: the timeout is then applied at once (its own transaction, as the timer's) and the
+   * answer is 409. Else the transaction's result.
+   */
+  function unlessTimedOut<T>(conversationId: string, result: T | { expiredSeq: number }): T {
+    if (typeof result === 'object' && result !== null && 'expiredSeq' in result) {
+      expireOffer(conversationId, result.expiredSeq);
+      throw new AppError('offer_gone', 'The offer is no longer available (timed out)');
+    }
+    return result as T;
+  }
+
   return {
     /**
      * Pairs queued conversations of the channel with eligible agents until none fits, in
@@ -249,11 +262,7 @@ export function createAcdService(ctx: ServiceContext) {
         addToOutbox(tx, now, [agentEvent(agentId, 'assigned', { conversationId: conv.id, channelId: conv.channelId })]);
         return loadConversation(tx, conv.id);
       });
-      if ('expiredSeq' in result) {
-        expireOffer(conversationId, result.expiredSeq);
-        throw new AppError('offer_gone', 'The offer is no longer available (timed out)');
-      }
-      return result;
+      return unlessTimedOut(conversationId, result);
     },
 
     reject(conversationId: string, actor: Actor) {
@@ -271,11 +280,7 @@ export function createAcdService(ctx: ServiceContext) {
           .run();
         return loadConversation(tx, conv.id);
       });
-      if ('expiredSeq' in result) {
-        expireOffer(conversationId, result.expiredSeq);
-        throw new AppError('offer_gone', 'The offer is no longer available (timed out)');
-      }
-      return result;
+      return unlessTimedOut(conversationId, result);
     },
 
     close(conversationId: string, actor: Actor) {

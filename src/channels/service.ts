@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
-import { agentEvent, closeHeld } from '../acd/transitions.js';
+import { agentEvent, closeHeld, type Tx } from '../acd/transitions.js';
 import {
   agents,
   channelAgents,
@@ -197,7 +197,7 @@ export function createChannelService(ctx: ServiceContext) {
     return {};
   }
 
-  function writeSettings(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], id: string, s: ChannelSettings, now: number): void {
+  function writeSettings(tx: Tx, id: string, s: ChannelSettings, now: number): void {
     tx.delete(channelAgents).where(eq(channelAgents.channelId, id)).run();
     if (s.agentIds.length > 0) {
       tx.insert(channelAgents).values(s.agentIds.map((agentId) => ({ channelId: id, agentId }))).run();
@@ -211,7 +211,7 @@ export function createChannelService(ctx: ServiceContext) {
     addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: id } }]);
   }
 
-  function handOverBotConversations(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], channelId: string, now: number): void {
+  function handOverBotConversations(tx: Tx, channelId: string, now: number): void {
     // History first, by one INSERT … SELECT: a channel may hold thousands of them.
     tx.run(sql`INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at)
       SELECT id, 'bot', 'queued', NULL, 'chatbot_removed', ${now} FROM conversations WHERE channel_id = ${channelId} AND state = 'bot'`);
@@ -221,7 +221,7 @@ export function createChannelService(ctx: ServiceContext) {
       .run();
   }
 
-  function endWrapups(tx: Parameters<Parameters<typeof db.transaction>[0]>[0], channelId: string, now: number): void {
+  function endWrapups(tx: Tx, channelId: string, now: number): void {
     const held = tx
       .select()
       .from(conversations)
