@@ -46,6 +46,8 @@ export function canAdvance(from: string, to: OutboundStatus): boolean {
  * which never runs inside a transaction).
  */
 type ContactRow = [rowid: number, id: string, providerContactId: string, name: string | null, phone: string | null, username: string | null, reachable: number, reachableAt: number | null];
+/** The SELECT every ContactRow comes from (by provider id, by phone, by id after a move). */
+const CONTACT_ROW = 'SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts';
 /** A contact's latest conversation: id, state, agent_id. */
 type ConversationRow = [id: string, state: string, agentId: string | null];
 
@@ -69,10 +71,10 @@ export function createIngestStore(sqlite: Database.Database) {
     messageExists: sqlite.prepare('SELECT 1 FROM messages WHERE channel_id = ? AND provider_message_id = ?').pluck(),
     // Rows as arrays (see ContactRow): better-sqlite3 builds an array far cheaper than an object.
     contactByProviderId: sqlite
-      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE channel_id = ? AND provider_contact_id = ?')
+      .prepare(`${CONTACT_ROW} WHERE channel_id = ? AND provider_contact_id = ?`)
       .raw(),
     contactByPhone: sqlite
-      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE channel_id = ? AND phone = ? LIMIT 1')
+      .prepare(`${CONTACT_ROW} WHERE channel_id = ? AND phone = ? LIMIT 1`)
       .raw(),
     insertContact: sqlite.prepare(
       `INSERT INTO contacts (id, channel_id, provider_contact_id, name, phone, username, reachable, last_inbound_at, created_at, updated_at)
@@ -117,7 +119,7 @@ export function createIngestStore(sqlite: Database.Database) {
     updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
     insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
     contactById: sqlite
-      .prepare('SELECT rowid, id, provider_contact_id, name, phone, username, reachable, reachable_at FROM contacts WHERE id = ?')
+      .prepare(`${CONTACT_ROW} WHERE id = ?`)
       .raw(),
     insertInboundEvent: sqlite.prepare(
       'INSERT OR IGNORE INTO inbound_events (channel_id, dedupe_key, outcome, reason, received_at) VALUES (?, ?, ?, ?, ?)',
