@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { createContactMover } from '../ingest/contact-move.js';
 import { createGroupCommitter, type GroupCommitter } from '../ingest/group-commit.js';
 import { newId } from '../lib/ids.js';
+import { telegramChatId } from '../providers/telegram/normalize.js';
 import type { OutboundContent, ProviderName } from '../providers/types.js';
 import { addToOutbox } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
@@ -51,10 +52,11 @@ export interface WriteFirstInput {
 export function normalizeRecipient(provider: ProviderName, to: string): string {
   const raw = to.trim();
   if (provider === 'telegram') {
-    if (!/^-?\d{1,20}$/.test(raw)) throw AppError.validation('to', 'must be a Telegram chat id (an integer)');
     // One spelling per chat (Telegram reads 0700 as 700): else a second contact, and a second
     // open conversation, for the same person.
-    return BigInt(raw).toString();
+    const chatId = telegramChatId(raw);
+    if (chatId === null) throw AppError.validation('to', 'must be a Telegram chat id (an integer)');
+    return chatId;
   }
   // Phone numbers as people write them: +49 151-123 45678 → 4915112345678 (E.164 digits, 5–15).
   if (!/^\+?[\d\s().-]+$/.test(raw)) throw AppError.validation('to', 'must be a phone number (digits, optionally with +)');

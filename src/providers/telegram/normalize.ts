@@ -93,6 +93,14 @@ const handledKinds = ['message', 'edited_message', 'callback_query', 'my_chat_me
 /** Message content keys, in the order they decide the kind. */
 const contentKinds = ['text', 'photo', 'document', 'voice', 'audio', 'video', 'video_note', 'sticker', 'contact', 'location'] as const;
 
+/**
+ * A Telegram chat id spelled one way (Telegram reads `0700` as `700`), or null when `value` is not
+ * an integer: write-first recipients and the new id of a group that became a supergroup.
+ */
+export function telegramChatId(value: string): string | null {
+  return /^-?\d{1,20}$/.test(value) ? BigInt(value).toString() : null;
+}
+
 /** The providerMessageId of a Telegram message: chat-scoped, since message_id is unique per chat only. */
 export function telegramMessageRef(chatId: number | string, messageId: number | string): string {
   return `${chatId}:${messageId}`;

@@ -21,7 +21,7 @@ import {
   parseRetryAfter,
 } from '../send-helpers.js';
 import type { MessengerConfig, OutboundMessage, SendContext, SendResult } from '../types.js';
-import { parseTelegramMessageRef, telegramMessageRef } from './normalize.js';
+import { parseTelegramMessageRef, telegramChatId, telegramMessageRef } from './normalize.js';
 
 export type TelegramSendConfig = Pick<Extract<MessengerConfig, { provider: 'telegram' }>, 'botToken'>;
 
@@ -110,7 +110,7 @@ export async function sendTelegram(cfg: TelegramSendConfig, msg: OutboundMessage
   const migrateTo = data.parameters?.migrate_to_chat_id;
   if (migrateTo !== undefined) {
     // A chat id is an integer; anything else is reported, never followed.
-    const movedTo = /^-?\d{1,20}$/.test(String(migrateTo)) ? String(BigInt(migrateTo)) : undefined;
+    const movedTo = telegramChatId(String(migrateTo)) ?? undefined;
     return {
       ok: false,
       retryable: false,
