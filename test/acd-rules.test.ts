@@ -342,6 +342,110 @@ describe('offers and timeouts', () => {
   });
 });
 
+describe('offers and timeouts, when the agent or the channel changes', () => {
+  const declines = (c: string) => sql().prepare('SELECT agent_id, reason FROM conversation_declines WHERE conversation_id = ?').all(c);
+
+  it('a status change after the deadline counts as the timeout (a decline), not as a rescind', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    clock.advance(1_000);
+    await online(b.id);
+    const ch = await channel([a.id, b.id], { utilization: 50, ...offers(30) });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c)).toMatchObject({ state: 'offered', agentId: a.id }); // longest idle
+    clock.advance(45_000); // the timer job is late
+    expect((await h.api('PUT', `/api/agents/${a.id}/status`, { status: 'busy', substatus: 'lunch' })).status).toBe(200);
+    expect(conv(c)).toMatchObject({ state: 'queued', agentId: null });
+    expect(declines(c)).toEqual([{ agent_id: a.id, reason: 'timeout' }]);
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'lunch', load: 0 }); // the status asked for
+    expect(acd().expireOffer(c, 1)).toBe(false); // the timer, when it comes, finds it done
+    // Ana timed out on it and Bo has not: it is not offered to Ana again while Bo could take it.
+    await online(a.id);
+    expect((await h.api('PUT', `/api/agents/${b.id}/status`, { status: 'busy', substatus: 'meeting' })).status).toBe(200);
+    acd().dispatch(ch);
+    expect(conv(c).state).toBe('queued');
+    await online(b.id);
+    acd().dispatch(ch);
+    expect(conv(c)).toMatchObject({ state: 'offered', agentId: b.id });
+  });
+
+  it('a status change before the deadline still rescinds the offer, with no decline', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 50, ...offers(30) });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    clock.advance(29_999);
+    await h.api('PUT', `/api/agents/${a.id}/status`, { status: 'offline' });
+    expect(conv(c)).toMatchObject({ state: 'queued', agentId: null });
+    expect(declines(c)).toEqual([]);
+  });
+
+  it('takes back a pending offer from an agent removed from the channel; what they hold stays theirs', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    clock.advance(1_000);
+    const ch = await channel([a.id, b.id], { utilization: 20, ...offers(30) });
+    const held = enqueue(ch);
+    acd().dispatch(ch);
+    expect((await h.api('POST', `/api/conversations/${held}/accept`, undefined, a.token)).status).toBe(200);
+    const offered = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(offered)).toMatchObject({ state: 'offered', agentId: a.id });
+    expect(agentRow(a.id).load).toBe(40);
+
+    expect((await h.api('PATCH', `/api/channels/${ch}`, { agentIds: [b.id] })).status).toBe(200);
+    expect(conv(offered)).toMatchObject({ state: 'queued', agentId: null });
+    expect(conv(held)).toMatchObject({ state: 'active', agentId: a.id });
+    expect(agentRow(a.id)).toMatchObject({ status: 'online', load: 20 });
+    const history = sql().prepare('SELECT reason FROM conversation_history WHERE conversation_id = ? ORDER BY id DESC LIMIT 1').pluck().get(offered);
+    expect(history).toBe('agent_removed_from_channel');
+    expect((await h.api('POST', `/api/conversations/${offered}/accept`, undefined, a.token)).status).toBe(409);
+    await online(b.id);
+    acd().dispatch(ch);
+    expect(conv(offered)).toMatchObject({ state: 'offered', agentId: b.id });
+  });
+
+  it('deleting a channel closes its conversations in every state and releases the agents holding them', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const code = await json(await h.api('POST', '/api/completion-codes', { code: `done-${newId('cc')}`, label: 'Done' }));
+    const ch = await channel([a.id], { utilization: 10, ...offers(30), completionCodeIds: [code.id], completionCodeTimeoutSec: 600 });
+    const other = await channel([a.id], { utilization: 10, ...autoAnswer });
+    const [active, wrapup, offered] = [enqueue(ch), enqueue(ch), enqueue(ch)];
+    acd().dispatch(ch);
+    for (const c of [active, wrapup]) expect((await h.api('POST', `/api/conversations/${c}/accept`, undefined, a.token)).status).toBe(200);
+    acd().close(wrapup, { agentId: a.id });
+    const queued = enqueue(ch);
+    const elsewhere = enqueue(other);
+    acd().dispatch(other);
+    expect([active, wrapup, offered, queued].map((c) => conv(c).state)).toEqual(['active', 'wrapup', 'offered', 'queued']);
+    expect(agentRow(a.id).load).toBe(40);
+    sql().prepare('DELETE FROM outbox').run();
+
+    expect((await h.api('DELETE', `/api/channels/${ch}`)).status).toBe(204);
+    for (const c of [active, wrapup, offered, queued]) expect(conv(c).state).toBe('closed');
+    expect(conv(elsewhere)).toMatchObject({ state: 'active', agentId: a.id }); // another channel's: untouched
+    expect(agentRow(a.id).load).toBe(10);
+    const reasons = sql()
+      .prepare("SELECT conversation_id, from_state FROM conversation_history WHERE reason = 'channel_deleted' ORDER BY conversation_id")
+      .all() as Array<{ conversation_id: string; from_state: string }>;
+    expect(Object.fromEntries(reasons.map((r) => [r.conversation_id, r.from_state]))).toEqual({ [active]: 'active', [wrapup]: 'wrapup', [offered]: 'offered', [queued]: 'queued' });
+    const events = (sql().prepare("SELECT payload FROM outbox WHERE kind = 'event'").pluck().all() as string[]).map((p) => JSON.parse(p));
+    expect(events.map((e) => [e.event, e.data.conversationId]).sort()).toEqual(
+      [['closed', active], ['closed', wrapup], ['offer-rescinded', offered]].sort(),
+    );
+    // Nothing can act on them any more, and their timers find nothing to do.
+    expect((await h.api('POST', `/api/conversations/${offered}/accept`, undefined, a.token)).status).toBe(409);
+    expect(acd().expireOffer(offered, 1)).toBe(false);
+    clock.advance(600_000);
+    expect(acd().expireWrapup(wrapup, 1)).toBe(false);
+  });
+});
+
 describe('closing and wrap-up', () => {
   async function codes(): Promise<[string, string]> {
     const c1 = await json(await h.api('POST', '/api/completion-codes', { code: `sale-${newId('cc')}`, label: 'Sale' }));

@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
 import { createBestAgentQueries } from './best-agent.js';
-import { agentEvent, closeHeld, recordHistory, returnToFront, type Tx } from './transitions.js';
+import { agentEvent, closeHeld, recordDecline, recordHistory, returnToFront, timeOutOffer, type Tx } from './transitions.js';
 
 /**
  * Automatic distribution (DESIGN.md §2). Every decision runs in one IMMEDIATE transaction, so it
@@ -200,14 +200,8 @@ export function createAcdService(ctx: ServiceContext) {
       const conv = tx.select().from(conversations).where(eq(conversations.id, conversationId)).get();
       if (!conv || conv.state !== 'offered' || conv.offerSeq !== seq || conv.offerExpiresAt === null) return false;
       if (now < conv.offerExpiresAt) return false;
-      const agentId = conv.agentId!;
-      if (!returnToFront(tx, conv, 'offer_timeout', now)) return false;
-      tx.insert(conversationDeclines)
-        .values({ conversationId: conv.id, agentId, reason: 'timeout', at: now })
-        .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'timeout', at: now } })
-        .run();
-      addToOutbox(tx, now, [agentEvent(agentId, 'offer-timeout', { conversationId: conv.id })]);
-      markNotResponding(tx, agentId, now);
+      if (!timeOutOffer(tx, conv, now)) return false;
+      markNotResponding(tx, conv.agentId!, now);
       return true;
     });
   }
@@ -274,10 +268,7 @@ export function createAcdService(ctx: ServiceContext) {
         // answer in time escape not_responding (§2.4). The timeout is applied below, at once.
         if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) return { expiredSeq: conv.offerSeq };
         if (!returnToFront(tx, conv, 'rejected', now)) throw new AppError('offer_gone', 'The offer is no longer available');
-        tx.insert(conversationDeclines)
-          .values({ conversationId: conv.id, agentId, reason: 'rejected', at: now })
-          .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason: 'rejected', at: now } })
-          .run();
+        recordDecline(tx, conv.id, agentId, 'rejected', now);
         return loadConversation(tx, conv.id);
       });
       return unlessTimedOut(conversationId, result);

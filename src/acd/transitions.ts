@@ -1,6 +1,14 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { agentChannelHolds, agents, channelAgents, conversationHistory, conversations, type ConversationState } from '../db/schema.js';
+import {
+  agentChannelHolds,
+  agents,
+  channelAgents,
+  conversationDeclines,
+  conversationHistory,
+  conversations,
+  type ConversationState,
+} from '../db/schema.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 
 /**
@@ -117,5 +125,56 @@ export function closeHeld(
   if (conv.agentId) changeHold(tx, { agentId: conv.agentId, channelId: conv.channelId, utilization: conv.utilization ?? 0 }, -1, now);
   recordHistory(tx, { conversationId: conv.id, from, to: 'closed', agentId: conv.agentId, reason, at: now });
   dispatchAfterRelease(tx, conv.channelId, conv.agentId, now);
+  return true;
+}
+
+/**
+ * The agent said no to the conversation, by rejecting it or by letting its offer time out: they
+ * are not offered it again unless every agent of the channel has declined it (§2.1).
+ */
+export function recordDecline(tx: Tx, conversationId: string, agentId: string, reason: 'rejected' | 'timeout', now: number): void {
+  tx.insert(conversationDeclines)
+    .values({ conversationId, agentId, reason, at: now })
+    .onConflictDoUpdate({ target: [conversationDeclines.conversationId, conversationDeclines.agentId], set: { reason, at: now } })
+    .run();
+}
+
+/**
+ * An offer whose deadline has passed (§2.4): back to the front of the queue, recorded as the
+ * agent's decline, with an `offer-timeout` event. Whoever applies it decides what becomes of the
+ * agent's status. False when the offer was no longer pending (CAS, see returnToFront).
+ */
+export function timeOutOffer(tx: Tx, conv: HeldConversation, now: number): boolean {
+  if (!conv.agentId || !returnToFront(tx, conv, 'offer_timeout', now)) return false;
+  recordDecline(tx, conv.id, conv.agentId, 'timeout', now);
+  addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-timeout', { conversationId: conv.id })]);
+  return true;
+}
+
+/**
+ * Closes a conversation that is not closed yet, whatever its state, for a reason outside the
+ * agent's hands (its channel was deleted): an agent holding it (offered, active, wrap-up) lets go
+ * of its load and is told (`offer-rescinded` for an offer, `closed` otherwise). CAS on the state
+ * (and offer seq) read by the caller: false when it had moved on.
+ */
+export function closeAny(tx: Tx, conv: HeldConversation, reason: string, now: number): boolean {
+  if (conv.state === 'closed') return false;
+  const cas = [eq(conversations.id, conv.id), eq(conversations.state, conv.state)];
+  if (conv.state === 'offered') cas.push(eq(conversations.offerSeq, conv.offerSeq));
+  const res = tx
+    .update(conversations)
+    .set({ state: 'closed', offerExpiresAt: null, wrapupExpiresAt: null, closedAt: now, updatedAt: now })
+    .where(and(...cas))
+    .run();
+  if (res.changes !== 1) return false;
+  const holds = conv.agentId !== null && (conv.state === 'offered' || conv.state === 'active' || conv.state === 'wrapup');
+  recordHistory(tx, { conversationId: conv.id, from: conv.state, to: 'closed', agentId: holds ? conv.agentId : null, reason, at: now });
+  if (holds) {
+    const agentId = conv.agentId!;
+    changeHold(tx, { agentId, channelId: conv.channelId, utilization: conv.utilization ?? 0 }, -1, now);
+    const event = conv.state === 'offered' ? 'offer-rescinded' : 'closed';
+    addToOutbox(tx, now, [agentEvent(agentId, event, { conversationId: conv.id, reason })]);
+    dispatchAfterRelease(tx, conv.channelId, agentId, now);
+  }
   return true;
 }

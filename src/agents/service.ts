@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
-import { returnToFront, agentEvent, type Tx } from '../acd/transitions.js';
+import { agentEvent, returnToFront, timeOutOffer, type Tx } from '../acd/transitions.js';
 import { agents, channelAgents, channels, conversations, type AgentStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { sha256Hex, randomToken } from '../lib/crypto.js';
@@ -82,7 +82,12 @@ export function createAgentService(ctx: ServiceContext) {
     }
   }
 
-  /** Leaving `online` rescinds pending offers (front of the queue); active conversations stay. */
+  /**
+   * Leaving `online` rescinds pending offers (front of the queue); active conversations stay. An
+   * offer already past its deadline timed out before the agent left, even if its timer has not
+   * fired yet: it counts as the agent's decline, as an accept or reject after the deadline does
+   * (§2.4), so a status change is no way around the timeout. The status asked for still applies.
+   */
   function rescindOffers(tx: Tx, agentId: string, now: number): void {
     const offered = tx
       .select()
@@ -90,6 +95,10 @@ export function createAgentService(ctx: ServiceContext) {
       .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
       .all();
     for (const conv of offered) {
+      if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) {
+        timeOutOffer(tx, conv, now);
+        continue;
+      }
       if (returnToFront(tx, conv, 'agent_left_online', now)) {
         addToOutbox(tx, now, [agentEvent(agentId, 'offer-rescinded', { conversationId: conv.id })]);
       }

@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
-import { agentEvent, closeHeld, type Tx } from '../acd/transitions.js';
+import { agentEvent, closeAny, closeHeld, returnToFront, type Tx } from '../acd/transitions.js';
 import {
   agents,
   channelAgents,
@@ -221,6 +221,25 @@ export function createChannelService(ctx: ServiceContext) {
       .run();
   }
 
+  /**
+   * An agent taken off the channel's list is no longer eligible for its conversations (§2.1): a
+   * pending offer to them goes back to the front of the queue, to be offered to someone who is.
+   * What they already hold (active, wrap-up) stays theirs to finish.
+   */
+  function rescindOffersOfRemovedAgents(tx: Tx, channelId: string, agentIds: readonly string[], now: number): void {
+    const offered = tx
+      .select()
+      .from(conversations)
+      .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'offered')))
+      .all();
+    for (const conv of offered) {
+      if (conv.agentId === null || agentIds.includes(conv.agentId)) continue;
+      if (returnToFront(tx, conv, 'agent_removed_from_channel', now)) {
+        addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-rescinded', { conversationId: conv.id, reason: 'agent_removed_from_channel' })]);
+      }
+    }
+  }
+
   function endWrapups(tx: Tx, channelId: string, now: number): void {
     const held = tx
       .select()
@@ -349,6 +368,7 @@ export function createChannelService(ctx: ServiceContext) {
           // as at their timeout, with no code (DESIGN.md §2.5).
           // (Not only when the stored settings had codes: those were read before this transaction.)
           if (settings.handling.completionCodeIds.length === 0) endWrapups(tx, id, now);
+          rescindOffersOfRemovedAgents(tx, id, settings.agentIds, now);
         },
         { behavior: 'immediate' },
       );
@@ -357,14 +377,32 @@ export function createChannelService(ctx: ServiceContext) {
       return { ...v, messenger: { ...v.messenger, ...generated } };
     },
 
-    /** Soft delete: history stays; the webhook URL stops answering. Refused while another channel writes first through it. */
+    /**
+     * Soft delete: history stays; the webhook URL stops answering. Refused while another channel
+     * writes first through it. Its conversations that are not closed are closed (reason
+     * `channel_deleted`): nothing would ever distribute, answer or end them again, and agents
+     * would go on holding load for them. Agents holding one are told (`offer-rescinded` or `closed`).
+     */
     remove(id: string): void {
       liveRow(id);
       const dependant = writesFirstThrough(id);
       if (dependant) {
         throw new AppError('conflict', `Channel ${dependant.id} writes first through this channel; change it first`);
       }
-      db.update(channels).set({ deletedAt: clock.now() }).where(eq(channels.id, id)).run();
+      db.transaction(
+        (tx) => {
+          const now = clock.now();
+          tx.update(channels).set({ deletedAt: now }).where(and(eq(channels.id, id), isNull(channels.deletedAt))).run();
+          const open = tx
+            .select()
+            .from(conversations)
+            .where(and(eq(conversations.channelId, id), ne(conversations.state, 'closed')))
+            .all();
+          for (const conv of open) closeAny(tx, conv, 'channel_deleted', now);
+        },
+        { behavior: 'immediate' },
+      );
+      ctx.notifyOutbox();
     },
 
     rotateWebhookKey(id: string): ChannelView {
