@@ -25,6 +25,12 @@ beforeAll(async () => {
       } else if (req.url === '/empty') {
         res.writeHead(204);
         res.end();
+      } else if (req.url === '/reset-content') {
+        res.writeHead(205);
+        res.end();
+      } else if (req.url === '/status-600') {
+        res.writeHead(600, { 'content-type': 'text/plain' });
+        res.end('odd');
       } else if (req.url === '/slow') {
         setTimeout(() => res.end('late'), 2_000).unref();
       } else {
@@ -66,6 +72,19 @@ describe('createNodeFetch', () => {
     expect(res.status).toBe(302);
     expect(res.headers.get('location')).toBe('/echo');
     expect((await nodeFetch(`${base}/empty`, { redirect: 'manual' })).status).toBe(204);
+  });
+
+  it('answers 205 without a body, and fails a status no Response can carry instead of throwing in a callback', async () => {
+    // Before: new Response() threw inside node:http's 'response' event and took the process down.
+    const reset = await nodeFetch(`${base}/reset-content`, { method: 'POST', body: '{}', redirect: 'manual' });
+    expect(reset.status).toBe(205);
+    expect(reset.body).toBeNull();
+    await expect(nodeFetch(`${base}/status-600`, { method: 'POST', body: '{}', redirect: 'manual' })).rejects.toMatchObject({
+      name: 'TypeError',
+      message: 'fetch failed',
+    });
+    // The pool still works afterwards.
+    expect((await nodeFetch(`${base}/echo`, { method: 'POST', body: 'x', redirect: 'manual' })).status).toBe(201);
   });
 
   it('aborts through the signal, before and during the exchange', async () => {

@@ -16,6 +16,9 @@ export interface NodeFetchOptions {
   fallback?: typeof fetch;
 }
 
+/** Statuses whose Response has no body (the Fetch standard's null body statuses, less 101/103 which never get here). */
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+
 export function createNodeFetch({ maxSockets = 256, fallback = globalThis.fetch }: NodeFetchOptions = {}): typeof fetch {
   // Idle pooled sockets close after 4 s (or the server's shorter `Keep-Alive: timeout`), before
   // common 5 s server timeouts: reusing a socket the server is closing fails the request.
@@ -40,13 +43,24 @@ export function createNodeFetch({ maxSockets = 256, fallback = globalThis.fetch 
     return new Promise<Response>((resolve, reject) => {
       const mod = url.protocol === 'https:' ? https : http;
       const req = mod.request(url, { method: init.method ?? 'GET', headers, agent: agents[url.protocol as 'http:' | 'https:'] }, (res) => {
-        const out = new Headers();
-        const raw = res.rawHeaders;
-        for (let i = 0; i + 1 < raw.length; i += 2) out.append(raw[i]!, raw[i + 1]!);
-        const status = res.statusCode ?? 502;
-        const noBody = status === 204 || status === 304 || init.method === 'HEAD';
-        if (noBody) res.resume();
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: out }));
+        // This runs in an event callback, where a throw would not reject the promise but take the
+        // process down: a status a Response cannot carry (600, or 1xx here) or a header it refuses
+        // from a provider or a customer's callback URL fails this request, as fetch does.
+        try {
+          const out = new Headers();
+          const raw = res.rawHeaders;
+          for (let i = 0; i + 1 < raw.length; i += 2) out.append(raw[i]!, raw[i + 1]!);
+          const status = res.statusCode ?? 502;
+          // Checked here, not left to the Response constructor: under @hono/node-server the
+          // global Response is its lightweight one, which takes any status.
+          if (status < 200 || status > 599) throw new RangeError(`HTTP status ${status} is outside 200-599`);
+          const noBody = NULL_BODY_STATUSES.has(status) || init.method === 'HEAD';
+          if (noBody) res.resume();
+          resolve(new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: out }));
+        } catch (err) {
+          res.destroy();
+          reject(new TypeError('fetch failed', { cause: err }));
+        }
       });
       // As fetch does: an abort rejects with the signal's reason; other failures are TypeError('fetch failed', {cause}).
       const onAbort = () => {
