@@ -638,6 +638,26 @@ describe('api channel webhooks', () => {
     const conv = (await conversationsOf(created.id))[0]!;
     expect(await json(await h.api('GET', `/api/contacts/${conv.contactId}`))).toMatchObject({ providerContactId: 'crm-42', phone: '380501234567' });
   });
+
+  it('keeps two CRM contacts apart when they share a phone number (the id is the contact)', async () => {
+    const created = await json(
+      await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'api', callbackUrl: 'https://crm.example/hook' }, writeFirst: { enabled: false, channelId: null } })),
+    );
+    const send = async (eventId: string, contact: Record<string, string>, messageId: string) => {
+      const body = JSON.stringify({ type: 'message.received', data: { contact, message: { id: messageId, text: 'hello' } } });
+      const ts = Math.floor(h.clock.now() / 1000);
+      return h.app.request(keyOf(created), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'webhook-id': eventId, 'webhook-timestamp': String(ts), 'webhook-signature': await signStandardWebhook(created.messenger.secret, eventId, ts, body) },
+        body,
+      });
+    };
+    expect((await send('evt_a', { id: 'crm-42', name: 'Iryna', phone: '+380501234567' }, 'ext-1')).status).toBe(200);
+    expect((await send('evt_b', { id: 'crm-43', name: 'Oleh', phone: '+380501234567' }, 'ext-2')).status).toBe(200);
+    const contacts = h.deps.db.$client.prepare('SELECT provider_contact_id, name FROM contacts WHERE channel_id = ? ORDER BY provider_contact_id').all(created.id);
+    expect(contacts).toEqual([{ provider_contact_id: 'crm-42', name: 'Iryna' }, { provider_contact_id: 'crm-43', name: 'Oleh' }]);
+    expect(await conversationsOf(created.id)).toHaveLength(2);
+  });
 });
 
 describe('read API', () => {

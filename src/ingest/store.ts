@@ -126,10 +126,12 @@ export function createIngestStore(sqlite: Database.Database) {
     ),
   };
 
-  function findContact(channelId: string, c: NormalizedContact): ContactRow | undefined {
-    const row = s.contactByProviderId.get(channelId, c.providerContactId) as ContactRow | undefined;
-    // A contact first seen by phone and now by a business-scoped id (or the reverse) stays one contact.
-    if (!row && c.phone) return s.contactByPhone.get(channelId, c.phone) as ContactRow | undefined;
+  function findContact(channel: IngestChannel, c: NormalizedContact): ContactRow | undefined {
+    const row = s.contactByProviderId.get(channel.id, c.providerContactId) as ContactRow | undefined;
+    // WhatsApp Business: a contact first seen by phone and now by a business-scoped id (or the
+    // reverse) stays one contact. Only there: elsewhere the provider's id is the contact (an `api`
+    // channel's CRM may well give two people one phone number), and WAHA's id is the phone.
+    if (!row && c.phone && channel.provider === 'whatsapp_business') return s.contactByPhone.get(channel.id, c.phone) as ContactRow | undefined;
     return row;
   }
 
@@ -201,7 +203,7 @@ export function createIngestStore(sqlite: Database.Database) {
       switch (ev.type) {
         case 'message': {
           let contact = ev.contact;
-          let found = findContact(channel.id, contact);
+          let found = findContact(channel, contact);
           if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
           const latest = found ? (s.latestConversation.get(found[1]) as ConversationRow | undefined) : undefined;
           if (found && latest && latest[1] !== 'closed') {
@@ -251,7 +253,7 @@ export function createIngestStore(sqlite: Database.Database) {
         }
         case 'reachability': {
           let contact = ev.contact;
-          let found = findContact(channel.id, contact);
+          let found = findContact(channel, contact);
           if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
           const contactId = upsertContact(channel.id, contact, found, null, ev.at, now);
           // Deliveries come unordered: a block or unblock older than the last one applied changes
