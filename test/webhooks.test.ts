@@ -490,6 +490,41 @@ describe('Telegram webhooks', () => {
     expect(await reachable()).toBe(false);
   });
 
+  it('a button pressed before a block but delivered after it leaves the contact blocked (a press has no date)', async () => {
+    const ch = await tgChannel();
+    await post(ch, update(1, 'hi', 1, 1767225600));
+    const contactId = (await conversationsOf(ch.id))[0]!.contactId;
+    expect((await post(ch, member(3, 'kicked', 1767225700))).status).toBe(200);
+    const press = {
+      update_id: 2,
+      callback_query: {
+        id: '4000000000000000001',
+        from: { id: 777, is_bot: false, first_name: 'Ana' },
+        message: { message_id: 1, chat: { id: 777, type: 'private', first_name: 'Ana' }, date: 1767225600, text: 'pick a slot' },
+        chat_instance: '-1',
+        data: 'slot:am',
+      },
+    };
+    expect(await json(await post(ch, press))).toMatchObject({ stored: 1 });
+    expect((await json(await h.api('GET', `/api/contacts/${contactId}`))).reachable).toBe(false);
+  });
+
+  it('opens no conversation for service messages (the bot added to a group), and records them as ignored', async () => {
+    const ch = await tgChannel();
+    const group = { id: -4000000099, type: 'group', title: 'Order 4712' };
+    const from = { id: 777, is_bot: false, first_name: 'Ana' };
+    const bot = { id: 123456789, is_bot: true, first_name: 'Shop Bot' };
+    const added = { update_id: 1, message: { message_id: 1, from, chat: group, date: 1767225600, new_chat_members: [bot] } };
+    expect(await json(await post(ch, added))).toMatchObject({ stored: 0, ignored: 1 });
+    expect(await json(await post(ch, { ...added, update_id: 2 }))).toMatchObject({ stored: 0, ignored: 0, duplicates: 1 });
+    expect(await json(await post(ch, { update_id: 3, message: { message_id: 2, from, chat: group, date: 1767225601, new_chat_title: 'Order 4712 (urgent)' } }))).toMatchObject({ ignored: 1 });
+    expect(await conversationsOf(ch.id)).toHaveLength(0);
+    expect(count('contacts')).toBe(0);
+    // Someone writing in the group does open one.
+    expect(await json(await post(ch, { update_id: 4, message: { message_id: 3, from, chat: group, date: 1767225602, text: 'where is it?' } }))).toMatchObject({ stored: 1 });
+    expect(await conversationsOf(ch.id)).toHaveLength(1);
+  });
+
   it('a contact who writes again is reachable again, in its open conversation or a new one', async () => {
     const ch = await tgChannel();
     await post(ch, update(1, 'hi'));

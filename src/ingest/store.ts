@@ -65,6 +65,16 @@ function wroteAt(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number)
   return ev.sentAt > 0 && ev.sentAt < now ? ev.sentAt : now;
 }
 
+/**
+ * The provider's time of a message, to order it against blocks and unblocks; null for a Telegram
+ * button press: it carries no date of its own (normalize dates it by its arrival), so a press made
+ * before a block but delivered after it would otherwise unblock the contact. An unblock comes as
+ * its own update (`my_chat_member`) anyway.
+ */
+function unblockTime(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): number | null {
+  return ev.kind === 'callback' ? null : ev.sentAt || now;
+}
+
 export function createIngestStore(sqlite: Database.Database) {
   const mover = createContactMover(sqlite);
   const s = {
@@ -149,9 +159,10 @@ export function createIngestStore(sqlite: Database.Database) {
   /**
    * Keeps a found contact's name, phone, username and provider id current; with `inboundAt` (they
    * wrote to us) moves its inbound time and makes it reachable again, unless the message (sent at
-   * `sentAt`, the provider's time) is older than the block: deliveries come unordered.
+   * `sentAt`, the provider's time) is older than the block: deliveries come unordered. A null
+   * `sentAt` (no provider time to order by, see unblockTime) leaves reachability alone.
    */
-  function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, sentAt: number, now: number): void {
+  function refreshContact(row: ContactRow, c: NormalizedContact, inboundAt: number | null, sentAt: number | null, now: number): void {
     const [rowid, id, providerContactId, oldName, oldPhone, oldUsername, reachable, reachableAt] = row;
     const name = c.name ?? oldName;
     const phone = c.phone ?? oldPhone;
@@ -161,14 +172,14 @@ export function createIngestStore(sqlite: Database.Database) {
     } else {
       s.updateContact.run(c.providerContactId, name, phone, username, inboundAt, inboundAt, now, rowid);
     }
-    if (inboundAt !== null && reachable !== 1 && (reachableAt === null || sentAt > reachableAt)) s.setReachable.run(1, sentAt, now, id);
+    if (inboundAt !== null && sentAt !== null && reachable !== 1 && (reachableAt === null || sentAt > reachableAt)) s.setReachable.run(1, sentAt, now, id);
   }
 
   /**
    * `found` is what findContact returned for `c` in this transaction (undefined: a new contact,
    * created reachable). Returns the contact's id.
    */
-  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, sentAt: number, now: number): string {
+  function upsertContact(channelId: string, c: NormalizedContact, found: ContactRow | undefined, inboundAt: number | null, sentAt: number | null, now: number): string {
     if (!found) {
       const id = newId('ct');
       s.insertContact.run(id, channelId, c.providerContactId, c.name ?? null, c.phone ?? null, c.username ?? null, inboundAt, now, now);
@@ -217,7 +228,7 @@ export function createIngestStore(sqlite: Database.Database) {
               out.duplicates++;
               return;
             }
-            refreshContact(found, contact, wroteAt(ev, now), ev.sentAt || now, now);
+            refreshContact(found, contact, wroteAt(ev, now), unblockTime(ev, now), now);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
             }
@@ -229,7 +240,7 @@ export function createIngestStore(sqlite: Database.Database) {
             out.duplicates++;
             return;
           }
-          const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), ev.sentAt || now, now);
+          const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), unblockTime(ev, now), now);
           const conversationId = newId('cv');
           const state = channel.chatbotId ? 'bot' : 'queued';
           s.insertConversation.run(conversationId, channel.id, contactId, channel.conversationType, state, state === 'queued' ? now : null, now, now);

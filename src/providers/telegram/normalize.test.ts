@@ -107,6 +107,8 @@ const cases: [string, number, NormalizedEvent[]][] = [
   // A group that became a supergroup: a service message in each chat, both naming the same move.
   ['group_migrate_to', 880000023, [{ type: 'moved', contact: { providerContactId: '-4000000001', name: 'Order 4711', username: undefined }, to: '-1004000000001', at: t0 + 600_000 }]],
   ['supergroup_migrate_from', 880000024, [{ type: 'moved', contact: { providerContactId: '-4000000001', name: 'Order 4711', username: undefined }, to: '-1004000000001', at: t0 + 600_000 }]],
+  // The bot added to a group: a service message, not a person writing. No conversation.
+  ['service_new_chat_members', 880000025, [{ type: 'ignored', reason: 'service message "new_chat_members"', dedupeKey: '-4000000099:1' }]],
 ];
 
 describe('normalizeTelegram', () => {

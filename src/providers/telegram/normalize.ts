@@ -160,6 +160,12 @@ function normalizeMessage(msg: TgMessage, raw: unknown, path: PathSegment[]): No
   }
   const rawMsg = raw as Record<string, unknown>;
   const content = contentKinds.find((k) => Object.hasOwn(rawMsg, k) && rawMsg[k] !== undefined);
+  // A service message (the bot added to a group, a member leaving, a new title, a pin…) is nobody
+  // writing to us: recorded as ignored, it opens no conversation for an agent.
+  const service = content === undefined ? serviceMessageKeys.find((k) => Object.hasOwn(rawMsg, k) && rawMsg[k] !== undefined) : undefined;
+  if (service !== undefined) {
+    return { type: 'ignored', reason: `service message "${service}"`, dedupeKey: telegramMessageRef(msg.chat.id, msg.message_id) };
+  }
   const sub = content === undefined ? undefined : rawMsg[content];
   const at = [...path, content ?? ''];
   let kind: MessageKind;
@@ -233,6 +239,16 @@ function normalizeMessage(msg: TgMessage, raw: unknown, path: PathSegment[]): No
     sentAt: msg.date * 1000,
   };
 }
+
+/** Keys of Telegram's service messages (Bot API `Message`): chat events, not something a person wrote. */
+const serviceMessageKeys = [
+  'new_chat_members', 'left_chat_member', 'new_chat_title', 'new_chat_photo', 'delete_chat_photo', 'group_chat_created',
+  'supergroup_chat_created', 'channel_chat_created', 'message_auto_delete_timer_changed', 'pinned_message',
+  'users_shared', 'chat_shared', 'write_access_allowed', 'proximity_alert_triggered', 'boost_added', 'chat_background_set',
+  'forum_topic_created', 'forum_topic_edited', 'forum_topic_closed', 'forum_topic_reopened', 'general_forum_topic_hidden',
+  'general_forum_topic_unhidden', 'giveaway_created', 'giveaway_completed', 'video_chat_scheduled', 'video_chat_started',
+  'video_chat_ended', 'video_chat_participants_invited',
+] as const;
 
 const commonMessageKeys = new Set([
   'message_id', 'message_thread_id', 'from', 'sender_chat', 'chat', 'date', 'edit_date', 'reply_to_message',
