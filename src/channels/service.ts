@@ -7,6 +7,7 @@ import {
   channels,
   chatbots,
   completionCodes,
+  contacts,
   conversations,
 } from '../db/schema.js';
 import { AppError } from '../errors.js';
@@ -156,6 +157,10 @@ export function createChannelService(ctx: ServiceContext) {
       .from(channels)
       .where(and(eq(channels.writeFirstChannelId, id), isNull(channels.deletedAt), ne(channels.id, id)))
       .get();
+  }
+
+  function hasContacts(channelId: string): boolean {
+    return db.select({ id: contacts.id }).from(contacts).where(eq(contacts.channelId, channelId)).limit(1).get() !== undefined;
   }
 
   function assertPhoneNumberFree(s: ChannelSettings, selfId: string | null): void {
@@ -344,6 +349,13 @@ export function createChannelService(ctx: ServiceContext) {
       }
       const settings = validateSettings(merged, refs, id);
       assertPhoneNumberFree(settings, id);
+      if (settings.messenger.provider !== stored.messenger.provider && hasContacts(id)) {
+        // Its contacts' ids, and the recipients of its queued and failed deliveries, are the old
+        // provider's: a Telegram chat id sent to Meta as a phone number could reach a stranger.
+        throw new AppError('conflict', `Channel ${id} has contacts of its ${stored.messenger.provider} messenger; create a new channel for ${settings.messenger.provider}`, [
+          { field: 'messenger.provider', message: `the channel already has ${stored.messenger.provider} contacts` },
+        ]);
+      }
       if (!writeFirstProviders.includes(settings.messenger.provider)) {
         // Channels that write first through this one would be left unable to send (and to save).
         const dependant = writesFirstThrough(id);

@@ -56,6 +56,22 @@ describe('channels API', () => {
     expect((await json(await h.api('GET', `/api/channels/${tg.id}`))).messenger).toEqual({ provider: 'api', callbackUrl: 'https://crm.example/hook' });
   });
 
+  it('refuses to move a channel that has contacts to another provider (their ids are the old one\'s), 409 on messenger.provider', async () => {
+    const tg = await json(await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012' } })));
+    const now = Date.now();
+    h.deps.db.$client
+      .prepare('INSERT INTO contacts (id, channel_id, provider_contact_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+      .run('ct_tgchat', tg.id, '5012345678', now, now);
+    const waba = { provider: 'whatsapp_business', phoneNumberId: '106540352242999', accessToken: 'tok', appSecret: 'app-secret', verifyToken: 'verify-me' };
+    const res = await h.api('PATCH', `/api/channels/${tg.id}`, { messenger: waba });
+    expect(res.status).toBe(409);
+    expect((await json(res)).field).toBe('messenger.provider');
+    expect(h.deps.services.channels.load(tg.id).messenger.provider).toBe('telegram');
+    // The same provider with other settings is still a PATCH like any other.
+    const sameProvider = await h.api('PATCH', `/api/channels/${tg.id}`, { messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz999' } });
+    expect(sameProvider.status).toBe(200);
+  });
+
   it('generates a Telegram secret token when absent', async () => {
     const res = await h.api('POST', '/api/channels', channelBody({ messenger: { provider: 'telegram', botToken: '123456789:AAH-abcdefghijklmnopqrstuvwxyz012' } }));
     expect(res.status).toBe(201);
