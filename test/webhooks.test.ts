@@ -187,6 +187,28 @@ describe('WhatsApp Business webhooks', () => {
     expect(convs[0]!.contactId).toBe(convs[1]!.contactId);
   });
 
+  it('a reaction after the close goes with the closed conversation; none opens one', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.R1' }));
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    const reaction = (id: string, from = '4915112345678') =>
+      wabaText({ id, from }).replace(/"type":"text","text":\{"body":"[^"]*"\}/, '"type":"reaction","reaction":{"message_id":"wamid.OUT1","emoji":"👍"}');
+    expect(reaction('x')).toContain('"type":"reaction"');
+    expect(await json(await postWaba(ch, reaction('wamid.R2')))).toMatchObject({ stored: 1 });
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    expect(convs[0]).toMatchObject({ state: 'closed' });
+    const kinds = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data.map((m: any) => m.kind);
+    expect(kinds.sort()).toEqual(['reaction', 'text']);
+    // From someone with no conversation at all: recorded as ignored, once.
+    expect(await json(await postWaba(ch, reaction('wamid.R3', '4915199999999')))).toMatchObject({ stored: 0, ignored: 1 });
+    expect(await json(await postWaba(ch, reaction('wamid.R3', '4915199999999')))).toMatchObject({ ignored: 0, duplicates: 1 });
+    expect(await conversationsOf(ch.id)).toHaveLength(1);
+    // A message after the close still starts a new conversation.
+    expect(await json(await postWaba(ch, wabaText({ id: 'wamid.R4' })))).toMatchObject({ stored: 1 });
+    expect((await conversationsOf(ch.id))[0]).toMatchObject({ state: 'queued' });
+  });
+
   it('keeps one contact when its sender later comes with a business-scoped user id', async () => {
     const ch = await wabaChannel();
     await postWaba(ch, wabaText({ id: 'wamid.P1' }));
@@ -523,6 +545,31 @@ describe('Telegram webhooks', () => {
     // Someone writing in the group does open one.
     expect(await json(await post(ch, { update_id: 4, message: { message_id: 3, from, chat: group, date: 1767225602, text: 'where is it?' } }))).toMatchObject({ stored: 1 });
     expect(await conversationsOf(ch.id)).toHaveLength(1);
+  });
+
+  it('an edit after the close (a live location moving on) goes with the closed conversation, with its coordinates', async () => {
+    const ch = await tgChannel();
+    await post(ch, update(1, 'here I am'));
+    h.deps.db.$client.prepare("UPDATE conversations SET state = 'closed'").run();
+    const moved = {
+      update_id: 2,
+      edited_message: {
+        message_id: 1,
+        from: { id: 777, is_bot: false, first_name: 'Ana' },
+        chat: { id: 777, type: 'private', first_name: 'Ana' },
+        date: 1767225600,
+        edit_date: 1767225660,
+        location: { latitude: 52.54, longitude: 13.42, live_period: 900 },
+      },
+    };
+    expect(await json(await post(ch, moved))).toMatchObject({ stored: 1 });
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    expect(convs[0]).toMatchObject({ state: 'closed' });
+    const edit = (await json(await h.api('GET', `/api/conversations/${convs[0]!.id}/messages`))).data.find((m: any) => m.kind === 'edit');
+    expect(edit).toMatchObject({ text: '52.54,13.42' });
+    const row = h.deps.db.$client.prepare("SELECT details FROM messages WHERE kind = 'edit'").pluck().get() as string;
+    expect(JSON.parse(row)).toMatchObject({ latitude: 52.54, longitude: 13.42, editedMessageId: '777:1' });
   });
 
   it('a contact who writes again is reachable again, in its open conversation or a new one', async () => {

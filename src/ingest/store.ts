@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { newId } from '../lib/ids.js';
 import { createContactMover } from './contact-move.js';
-import type { NormalizedContact, NormalizedEvent, OutboundStatus, ProviderName } from '../providers/types.js';
+import type { MessageKind, NormalizedContact, NormalizedEvent, OutboundStatus, ProviderName } from '../providers/types.js';
 
 /**
  * The ingest hot path: applies normalized events inside the caller's transaction with prepared
@@ -74,6 +74,17 @@ function wroteAt(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number)
 function unblockTime(ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): number | null {
   return ev.kind === 'callback' ? null : ev.sentAt || now;
 }
+
+/**
+ * Which kinds of inbound message open a new conversation when the contact has none open: all but
+ * an edit of an earlier message and a reaction to one (a thumbs-up after the close, a live
+ * location moving on), which go with the conversation they belong to.
+ */
+const OPENS_CONVERSATION: Record<MessageKind, boolean> = {
+  text: true, image: true, video: true, audio: true, voice: true, document: true, sticker: true, location: true, contacts: true,
+  interactive: true, button: true, callback: true, order: true, system: true, unsupported: true, template: true,
+  edit: false, reaction: false,
+};
 
 export function createIngestStore(sqlite: Database.Database) {
   const mover = createContactMover(sqlite);
@@ -238,6 +249,22 @@ export function createIngestStore(sqlite: Database.Database) {
           // A new contact or a new conversation: look for a duplicate before creating either.
           if (s.messageExists.get(channel.id, ev.providerMessageId)) {
             out.duplicates++;
+            return;
+          }
+          if (!OPENS_CONVERSATION[ev.kind]) {
+            // An edit of, or a reaction to, an earlier message is nobody starting a conversation:
+            // kept with the conversation it belongs to (closed), never a new one in the queue.
+            if (!found || !latest) {
+              if (s.insertInboundEvent.run(channel.id, `ignored:${ev.providerMessageId}`, 'ignored', `${ev.kind} without a conversation`, now).changes === 0) {
+                out.duplicates++;
+                return;
+              }
+              out.ignored++;
+              return;
+            }
+            insertMessage(channel.id, latest[0], ev, now);
+            refreshContact(found, contact, wroteAt(ev, now), unblockTime(ev, now), now);
+            out.stored++;
             return;
           }
           const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), unblockTime(ev, now), now);

@@ -123,7 +123,7 @@ export function normalizeTelegram(payload: unknown, opts: NormalizeOptions = {})
     case 'message':
       return { dedupeKey, events: [normalizeMessage(parseOrThrow(messageSchema, body, [kind]), body, [kind])] };
     case 'edited_message':
-      return { dedupeKey, events: [normalizeEdit(parseOrThrow(messageSchema, body, [kind]), [kind])] };
+      return { dedupeKey, events: [normalizeEdit(parseOrThrow(messageSchema, body, [kind]), body, [kind])] };
     case 'callback_query':
       return { dedupeKey, events: [normalizeCallback(parseOrThrow(callbackSchema, body, [kind]), opts)] };
     case 'my_chat_member': {
@@ -256,15 +256,23 @@ const commonMessageKeys = new Set([
   'is_topic_message', 'reply_markup', 'via_bot', 'author_signature', 'has_protected_content', 'media_group_id',
 ]);
 
-function normalizeEdit(msg: TgMessage, path: PathSegment[]): NormalizedEvent {
+function normalizeEdit(msg: TgMessage, raw: unknown, path: PathSegment[]): NormalizedEvent {
   const editDate = parseOrThrow(dateSchema, msg.edit_date, [...path, 'edit_date']);
+  // A live location sends its moves as edits: keep where it is now.
+  const rawLocation = (raw as Record<string, unknown>).location;
+  const location = rawLocation === undefined ? undefined : parseOrThrow(locationSchema, rawLocation, [...path, 'location']);
   return {
     type: 'message',
     providerMessageId: `edit:${telegramMessageRef(msg.chat.id, msg.message_id)}:${editDate}`,
     contact: contactFromChat(msg.chat, msg.from),
     kind: 'edit',
-    text: msg.text ?? msg.caption ?? null,
-    details: { editedMessageId: telegramMessageRef(msg.chat.id, msg.message_id), editDate, ...commonDetails(msg) },
+    text: msg.text ?? msg.caption ?? (location ? `${location.latitude},${location.longitude}` : null),
+    details: {
+      editedMessageId: telegramMessageRef(msg.chat.id, msg.message_id),
+      editDate,
+      ...(location ? { latitude: location.latitude, longitude: location.longitude } : {}),
+      ...commonDetails(msg),
+    },
     sentAt: editDate * 1000,
   };
 }
