@@ -8,6 +8,7 @@ import {
   createAgent,
   createChannel,
   inbound,
+  deliveryRow,
   messageRow,
   outboundHarness,
   settled,
@@ -231,6 +232,77 @@ describe('a Telegram group that became a supergroup (PROTOCOLS.md §2.3: store t
     expect(await settled(h, deliveryId)).toMatchObject({ status: 'sent', attempts: 2 });
     expect((fakes.telegram.requests.at(-1)!.body as { chat_id: number }).chat_id).toBe(-100700000083);
     expect(contactIds()).toEqual(['-100700000083', '-700000083']);
+  });
+});
+
+describe('order: messages to one recipient go out as written', () => {
+  const texts = (reqs: Array<{ method: string; status?: number; body: unknown }>) =>
+    reqs.filter((r) => r.method === 'POST').map((r) => [(r.body as any).text.body, r.status]);
+
+  it('a retried first reply still goes before the next two, which wait for it (heldBehind), then follow', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000050');
+    const other = await activeConversation(h, ch, agent.id, '4915100000051');
+    fakes.waba.script([{ status: 500 }, { status: 500 }]); // the first two calls fail (retryable)
+
+    const send = async (conv: string, text: string) =>
+      (await json(await h.api('POST', `/api/conversations/${conv}/messages`, { text }, agent.token))).deliveryId as string;
+    const first = await send(conversationId, 'one');
+    const second = await send(conversationId, 'two');
+    const third = await send(conversationId, 'three');
+    expect(deliveryRow(h, second)).toMatchObject({ held_behind: first, enqueued_at: null });
+    expect(deliveryRow(h, third)).toMatchObject({ held_behind: second });
+    expect((await json(await h.api('GET', `/api/deliveries/${third}`))).heldBehind).toBe(second);
+    for (const d of [first, second, third]) expect(await settled(h, d)).toMatchObject({ status: 'sent', held_behind: null });
+    expect(deliveryRow(h, first)).toMatchObject({ attempts: 3 });
+    expect(texts(fakes.waba.requests)).toEqual([['one', 500], ['one', 500], ['one', 200], ['two', 200], ['three', 200]]);
+
+    // Another recipient never waits for this one's chain.
+    fakes.waba.script([{ status: 500 }]);
+    const a = await send(conversationId, 'four');
+    const b = await send(other.conversationId, 'to someone else');
+    expect(deliveryRow(h, b)).toMatchObject({ held_behind: null });
+    await settled(h, a);
+    await settled(h, b);
+  });
+
+  it('a delivery that ends dead lets the next one go; a dead one replayed goes at once', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000052');
+    // Permanent: invalid parameter (131008) ends the first one dead after one attempt.
+    fakes.waba.script({ status: 400, body: { error: { message: 'Required parameter is missing', type: 'OAuthException', code: 131008 } } });
+    const send = async (text: string) =>
+      (await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text }, agent.token))).deliveryId as string;
+    const first = await send('broken');
+    const second = await send('fine');
+    expect(await settled(h, first)).toMatchObject({ status: 'dead' });
+    expect(await settled(h, second)).toMatchObject({ status: 'sent' });
+    const third = await send('later');
+    expect(deliveryRow(h, third).held_behind).toBeNull();
+    await settled(h, third);
+    expect((await h.api('POST', `/api/deliveries/${first}/replay`)).status).toBe(202);
+    expect(await settled(h, first)).toMatchObject({ status: 'sent', held_behind: null });
+  });
+
+  it('the sweeper lets go of a delivery held behind one that ended without releasing it', async () => {
+    h = outboundHarness(fakes);
+    open = true;
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000053');
+    const send = async (text: string) =>
+      (await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text }, agent.token))).deliveryId as string;
+    const first = await send('one');
+    const second = await send('two');
+    expect(deliveryRow(h, second).held_behind).toBe(first);
+    // As if the first had ended some way that released nothing (an operator's UPDATE, say).
+    h.sql.prepare("UPDATE deliveries SET status = 'dead' WHERE id = ?").run(first);
+    h.startWorker();
+    expect(await settled(h, second)).toMatchObject({ status: 'sent', held_behind: null });
   });
 });
 

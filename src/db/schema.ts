@@ -344,6 +344,13 @@ export const deliveries = sqliteTable(
     /** Replays by ops; each starts a new attempt cycle (attempts back to 0). Part of the job id. */
     replays: integer().notNull().default(0),
     replayedAt: integer(),
+    /** Who it goes to (its message's `details.to`): deliveries to one recipient go out in order. */
+    recipient: text(),
+    /**
+     * The delivery to the same recipient that goes first: until that one is sent or dead, this one
+     * has no job (and the sweeper leaves it alone). Null once it may go.
+     */
+    heldBehind: text(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     sentAt: integer(),
@@ -351,6 +358,8 @@ export const deliveries = sqliteTable(
   (t) => [
     index('deliveries_status_idx').on(t.status, t.createdAt),
     index('deliveries_channel_idx').on(t.channelId, t.createdAt),
+    index('deliveries_open_recipient_idx').on(t.channelId, t.recipient, t.createdAt).where(sql`status IN ('pending', 'retrying')`),
+    index('deliveries_held_behind_idx').on(t.heldBehind).where(sql`held_behind IS NOT NULL`),
   ],
 );
 

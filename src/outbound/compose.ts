@@ -79,6 +79,12 @@ export interface NewOutbound {
 /**
  * Stores message + delivery + the first attempt's outbox row, inside the caller's transaction
  * (drizzle or group commit: one connection, so prepared statements join it). Hot path: prepared once.
+ *
+ * Messages to one recipient go out in the order they were written: concurrent sends, a retry or a
+ * rate-limit wait would otherwise let a later one overtake an earlier one. So while the channel
+ * has a delivery to the same recipient that is not sent or dead yet, the new one is stored held
+ * behind the newest of them, with no job; when that one ends (sent or dead) it releases this one
+ * (store.ts), in the same transaction. A chain per recipient, each link one delivery in flight.
  */
 export function createOutboundWriter(sqlite: Database.Database) {
   const s = {
@@ -87,9 +93,16 @@ export function createOutboundWriter(sqlite: Database.Database) {
        VALUES (?, ?, ?, 'out', ?, ?, ?, 'pending', ?, ?, ?)`,
     ),
     delivery: sqlite.prepare(
-      `INSERT INTO deliveries (id, message_id, channel_id, status, attempts, next_attempt_at, enqueued_at, created_at, updated_at)
-       VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?)`,
+      `INSERT INTO deliveries (id, message_id, channel_id, status, attempts, next_attempt_at, enqueued_at, recipient, held_behind, created_at, updated_at)
+       VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)`,
     ),
+    // The newest delivery to the recipient that is not done yet: the one a new one waits for.
+    lastOpen: sqlite
+      .prepare(
+        `SELECT id FROM deliveries WHERE channel_id = ? AND recipient = ? AND status IN ('pending', 'retrying')
+         ORDER BY created_at DESC, id DESC LIMIT 1`,
+      )
+      .pluck(),
     outbox: sqlite.prepare("INSERT INTO outbox (kind, payload, created_at) VALUES ('delivery', ?, ?)"),
   };
   return function storeOutbound(o: NewOutbound, now: number): { messageId: string; deliveryId: string } {
@@ -108,9 +121,13 @@ export function createOutboundWriter(sqlite: Database.Database) {
       now,
       now,
     );
-    s.delivery.run(deliveryId, messageId, o.channelId, now, now, now, now);
-    const job: DeliveryJobRequest = { deliveryId, cycle: 0, attempt: 1, runAt: now };
-    s.outbox.run(JSON.stringify(job), now);
+    const recipient = details.to;
+    const ahead = (s.lastOpen.get(o.channelId, recipient) as string | undefined) ?? null;
+    s.delivery.run(deliveryId, messageId, o.channelId, now, ahead === null ? now : null, recipient, ahead, now, now);
+    if (ahead === null) {
+      const job: DeliveryJobRequest = { deliveryId, cycle: 0, attempt: 1, runAt: now };
+      s.outbox.run(JSON.stringify(job), now);
+    }
     return { messageId, deliveryId };
   };
 }

@@ -77,6 +77,8 @@ export function deliveryView(r: DeliveryRow & { conversationId: string; messageS
     replayedAt: r.replayedAt,
     /** Set while an attempt waits on the provider: until when its worker holds it (no replay till then). */
     sendingUntil: r.sendingUntil,
+    /** The delivery to the same recipient that goes first (this one waits until it is sent or dead). */
+    heldBehind: r.heldBehind,
   };
 }
 
@@ -104,6 +106,8 @@ export function createDeliveryOps(ctx: ServiceContext) {
       updatedAt: deliveries.updatedAt,
       sentAt: deliveries.sentAt,
       sendingUntil: deliveries.sendingUntil,
+      recipient: deliveries.recipient,
+      heldBehind: deliveries.heldBehind,
     };
   }
 
@@ -139,6 +143,8 @@ export function createDeliveryOps(ctx: ServiceContext) {
         replayedAt: now,
         nextAttemptAt: now,
         enqueuedAt: now,
+        // Asked for by ops: it goes now, not after the delivery it waited for.
+        heldBehind: null,
         updatedAt: now,
       })
       // Not while an attempt waits on the provider: it may yet succeed, and this would send again.

@@ -137,7 +137,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     sweep: sqlite.prepare(
       `SELECT id, replays, attempts, next_attempt_at AS nextAttemptAt, enqueued_at AS enqueuedAt FROM deliveries
        WHERE status IN ('pending', 'retrying') AND (enqueued_at IS NULL OR coalesce(next_attempt_at, created_at) <= @due)
-         AND (sending_until IS NULL OR sending_until <= @now)
+         AND (sending_until IS NULL OR sending_until <= @now) AND held_behind IS NULL
        ORDER BY enqueued_at IS NOT NULL, next_attempt_at LIMIT @limit`,
     ),
     // The attempt `job` names is this worker's until `until` (see deliveries.sendingUntil).
@@ -147,6 +147,17 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
          AND (sending_until IS NULL OR sending_until <= @now)`,
     ),
     markEnqueued: sqlite.prepare('UPDATE deliveries SET enqueued_at = ? WHERE id = ?'),
+    // What waits for a delivery that just ended (see compose.ts: one, unless ops replayed one).
+    heldBehind: sqlite.prepare(
+      "SELECT id, replays, attempts FROM deliveries WHERE held_behind = ? AND status IN ('pending', 'retrying')",
+    ),
+    release: sqlite.prepare('UPDATE deliveries SET held_behind = NULL, enqueued_at = @now, next_attempt_at = @now, updated_at = @now WHERE id = @id'),
+    // Held behind a delivery that is not open any more, with nothing having released them (a safety net).
+    strandedHeld: sqlite.prepare(
+      `SELECT f.id, f.replays, f.attempts FROM deliveries f JOIN deliveries h ON h.id = f.held_behind
+       WHERE f.held_behind IS NOT NULL AND f.status IN ('pending', 'retrying') AND h.status IN ('sent', 'dead') LIMIT @limit`,
+    ),
+    moveRecipient: sqlite.prepare('UPDATE deliveries SET recipient = @to WHERE message_id = @messageId'),
     recipient: sqlite.prepare("SELECT json_extract(details, '$.to') AS \"to\", json_extract(details, '$.migratedFrom') AS migratedFrom FROM messages WHERE id = ?"),
     moveMessage: sqlite.prepare(
       "UPDATE messages SET details = json_set(coalesce(details, '{}'), '$.to', @to, '$.migratedFrom', @from), updated_at = @now WHERE id = @messageId",
@@ -168,7 +179,24 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
   /** Points the message, and the contact (which is the chat: see contact-move.ts), at the new id. */
   function applyMove(info: { channel_id: string; message_id: string }, move: { from: string; to: string }, now: number): void {
     q.moveMessage.run({ messageId: info.message_id, ...move, now });
+    q.moveRecipient.run({ messageId: info.message_id, to: move.to });
     mover.move(info.channel_id, move.from, move.to, now);
+  }
+
+  /**
+   * The delivery `id` ended (sent or dead): what was held behind it (compose.ts) gets its job now,
+   * through the outbox, in the same transaction.
+   */
+  function releaseNext(id: string, now: number): boolean {
+    const held = q.heldBehind.all(id) as Array<{ id: string; replays: number; attempts: number }>;
+    for (const next of held) releaseHeld(next, now);
+    return held.length > 0;
+  }
+
+  function releaseHeld(d: { id: string; replays: number; attempts: number }, now: number): void {
+    q.release.run({ id: d.id, now });
+    const job: DeliveryJobRequest = { deliveryId: d.id, cycle: d.replays, attempt: d.attempts + 1, runAt: now };
+    q.outbox.run(JSON.stringify(job), now);
   }
 
   return {
@@ -236,7 +264,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
             }
           }
           q.messageSent.run({ messageId: info.message_id, providerMessageId, now });
-          return { outcome: 'sent' as const };
+          return { outcome: 'sent' as const, released: releaseNext(job.deliveryId, now) };
         }
 
         // PROTOCOLS.md §2.3: a group that became a supergroup is followed there, tried once more at once.
@@ -268,9 +296,9 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         }
         if (q.markDead.run(fields).changes !== 1) return { outcome: 'stale' as const };
         q.messageFailed.run({ messageId: info.message_id, code: result.code, now });
-        return { outcome: 'dead' as const };
+        return { outcome: 'dead' as const, released: releaseNext(job.deliveryId, now) };
       });
-      if (out.outcome === 'retrying') ctx.notifyOutbox();
+      if (out.outcome === 'retrying' || ('released' in out && out.released)) ctx.notifyOutbox();
       return out;
     },
 
@@ -292,6 +320,13 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
      * at least `graceMs` (their job should have run by now). The caller checks Redis for the job.
      */
     sweepCandidates(now: number, graceMs: number, limit: number): SweepCandidate[] {
+      const stranded = q.strandedHeld.all({ limit }) as Array<{ id: string; replays: number; attempts: number }>;
+      if (stranded.length > 0) {
+        sqlite.transaction(() => {
+          for (const d of stranded) releaseHeld(d, now);
+        }).immediate();
+        ctx.notifyOutbox();
+      }
       return q.sweep.all({ due: now - graceMs, now, limit }) as SweepCandidate[];
     },
 
