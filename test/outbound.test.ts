@@ -12,6 +12,7 @@ import {
   messageRow,
   outboundHarness,
   settled,
+  waitFor,
   startFakes,
   type Fakes,
   type OutboundHarness,
@@ -303,6 +304,28 @@ describe('order: messages to one recipient go out as written', () => {
     h.sql.prepare("UPDATE deliveries SET status = 'dead' WHERE id = ?").run(first);
     h.startWorker();
     expect(await settled(h, second)).toMatchObject({ status: 'sent', held_behind: null });
+  });
+});
+
+describe('the provider says the sender is over its throughput', () => {
+  it('WhatsApp Business 130429: every message of that number waits (global throttle), not only the one that got it', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const a = await activeConversation(h, ch, agent.id, '4915100000060');
+    const b = await activeConversation(h, ch, agent.id, '4915100000061');
+    fakes.waba.script({ status: 400, body: { error: { message: '(#130429) Rate limit hit', type: 'OAuthException', code: 130429 } } });
+    const send = async (conv: string, text: string) =>
+      (await json(await h.api('POST', `/api/conversations/${conv}/messages`, { text }, agent.token))).deliveryId as string;
+    const first = await send(a.conversationId, 'to A');
+    await waitFor('the 130429 answer', () => deliveryRow(h, first).status === 'retrying');
+    const limitedAt = fakes.waba.requests.find((r) => r.status === 400)!.at;
+    const second = await send(b.conversationId, 'to B'); // another recipient: no ordering in the way
+    await settled(h, second);
+    await settled(h, first);
+    const toB = fakes.waba.requests.find((r) => r.method === 'POST' && (r.body as any).to === '4915100000061')!;
+    expect(toB.at - limitedAt).toBeGreaterThanOrEqual(900); // held by the sender's pause (1 s)
+    expect(deliveryRow(h, second)).toMatchObject({ status: 'sent', attempts: 1 }); // waited; no attempt spent
   });
 });
 

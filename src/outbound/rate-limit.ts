@@ -23,36 +23,60 @@ function limit(key: string, perSecond: number): RateLimit {
   return { key, perSecond, burst: Math.max(1, Math.floor(perSecond / 10)) };
 }
 
-/** The buckets a message from this channel to `to` must take a token from. */
-export function rateLimitsFor(channelId: string, messenger: MessengerConfig, to: string): RateLimit[] {
+/**
+ * The sender a channel's messages count against at the provider (a WABA number, a bot, a WAHA
+ * session, an api channel's endpoint), as a Redis Cluster hash tag: its pause key (see
+ * RateLimiter.pause) and its buckets share it.
+ */
+export function senderTag(channelId: string, messenger: MessengerConfig): string {
   switch (messenger.provider) {
     case 'whatsapp_business':
-      return [limit(`{waba:${messenger.phoneNumberId}}`, 80)];
-    case 'telegram': {
+      return `{waba:${messenger.phoneNumberId}}`;
+    case 'telegram':
       // The bot id (the token's part before ':') is public: it is the bot's user id.
-      const bot = `{tg:${messenger.botToken.split(':')[0] ?? channelId}}`;
-      const group = to.startsWith('-');
-      return [limit(bot, 30), limit(`${bot}:chat:${to}`, group ? 20 / 60 : 1)];
-    }
+      return `{tg:${messenger.botToken.split(':')[0] ?? channelId}}`;
     case 'whatsapp':
-      return [limit(`{waha:${channelId}}`, 10), limit(`{waha:${channelId}}:chat:${to}`, 1)];
+      return `{waha:${channelId}}`;
+    case 'api':
+      return `{api:${channelId}}`;
+  }
+}
+
+/** The pause key of a sender (senderTag). */
+export const pauseKeyOf = (tag: string): string => `${tag}:pause`;
+
+/** The buckets a message from this channel to `to` must take a token from. */
+export function rateLimitsFor(channelId: string, messenger: MessengerConfig, to: string): RateLimit[] {
+  const tag = senderTag(channelId, messenger);
+  switch (messenger.provider) {
+    case 'whatsapp_business':
+      return [limit(tag, 80)];
+    case 'telegram':
+      return [limit(tag, 30), limit(`${tag}:chat:${to}`, to.startsWith('-') ? 20 / 60 : 1)];
+    case 'whatsapp':
+      return [limit(tag, 10), limit(`${tag}:chat:${to}`, 1)];
     case 'api':
       return [];
   }
 }
 
 /**
- * KEYS[i]  a bucket: hash {t = tokens, ts = time of t in ms}
+ * KEYS[1]  the sender's pause key (see RateLimiter.pause); while it lives, nothing is taken and
+ *          its remaining time is the answer
+ * KEYS[i+1]  a bucket: hash {t = tokens, ts = time of t in ms}
  * ARGV[2i-1] its rate in tokens per second, ARGV[2i] its capacity (burst)
  * Returns 0 after taking one token from every bucket, or, taking nothing, the ms until every
  * bucket holds a token. Time comes from Redis (TIME), so processes with skewed clocks agree.
  */
 const TAKE_TOKENS_LUA = `
+local paused = redis.call('PTTL', KEYS[1])
+if paused > 0 then return paused end
 local now_t = redis.call('TIME')
 local now = tonumber(now_t[1]) * 1000 + math.floor(tonumber(now_t[2]) / 1000)
 local tokens = {}
 local wait = 0
-for i, key in ipairs(KEYS) do
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i + 1]
   local rate = tonumber(ARGV[2 * i - 1])
   local cap = tonumber(ARGV[2 * i])
   local v = redis.call('HMGET', key, 't', 'ts')
@@ -66,7 +90,8 @@ for i, key in ipairs(KEYS) do
   tokens[i] = t
 end
 if wait > 0 then return wait end
-for i, key in ipairs(KEYS) do
+for i = 1, #KEYS - 1 do
+  local key = KEYS[i + 1]
   local rate = tonumber(ARGV[2 * i - 1])
   local cap = tonumber(ARGV[2 * i])
   redis.call('HSET', key, 't', tostring(tokens[i] - 1), 'ts', now)
@@ -75,22 +100,46 @@ end
 return 0
 `;
 
+/** KEYS[1] a pause key, ARGV[1] ms: makes it live at least that long (a longer pause stays). */
+const PAUSE_LUA = `
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 0
+`;
+
 export interface RateLimiter {
-  /** 0 when the message may go now (tokens taken), else ms to wait (nothing taken). */
-  take(limits: readonly RateLimit[]): Promise<number>;
+  /**
+   * 0 when the message may go now (tokens taken), else ms to wait (nothing taken). With a
+   * `pauseKey` (pauseKeyOf), a sender the provider told to slow down waits out the pause first.
+   */
+  take(limits: readonly RateLimit[], pauseKey?: string): Promise<number>;
+  /**
+   * The provider said the sender is over its throughput (PROTOCOLS.md §1.7: 130429 "backoff +
+   * global throttle"; an HTTP 429): every process holds all of the sender's messages for `ms`,
+   * not only the one that got the answer.
+   */
+  pause(pauseKey: string, ms: number): Promise<void>;
 }
 
-type WithTakeTokens = Redis & { sbTakeTokens(numKeys: number, ...args: Array<string | number>): Promise<number> };
+type WithCommands = Redis & {
+  sbTakeTokens(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  sbPause(numKeys: number, ...args: Array<string | number>): Promise<number>;
+};
 
 export function createRateLimiter(redis: Redis, prefix: string): RateLimiter {
-  const r = redis as WithTakeTokens;
+  const r = redis as WithCommands;
   if (typeof r.sbTakeTokens !== 'function') redis.defineCommand('sbTakeTokens', { lua: TAKE_TOKENS_LUA });
+  if (typeof r.sbPause !== 'function') redis.defineCommand('sbPause', { lua: PAUSE_LUA });
   return {
-    async take(limits) {
-      if (limits.length === 0) return 0;
-      const keys = limits.map((l) => `${prefix}:rl:${l.key}`);
+    async take(limits, pauseKey) {
+      if (limits.length === 0 && pauseKey === undefined) return 0;
+      // Without a pause key, one that never exists (in the first bucket's slot, for Redis Cluster).
+      const pause = `${prefix}:rl:${pauseKey ?? `${limits[0]!.key}:no-pause`}`;
+      const keys = [pause, ...limits.map((l) => `${prefix}:rl:${l.key}`)];
       const args = limits.flatMap((l) => [l.perSecond, l.burst]);
       return Number(await r.sbTakeTokens(keys.length, ...keys, ...args));
+    },
+    async pause(pauseKey, ms) {
+      await r.sbPause(1, `${prefix}:rl:${pauseKey}`, Math.max(1, Math.round(ms)));
     },
   };
 }

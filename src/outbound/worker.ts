@@ -4,7 +4,7 @@ import { providerFor } from '../providers/registry.js';
 import type { SendResult } from '../providers/types.js';
 import { deliveryJobDataSchema } from '../queue/delivery-jobs.js';
 import { QUEUE_DELIVERIES } from '../queue/names.js';
-import { createRateLimiter, rateLimitsFor } from './rate-limit.js';
+import { createRateLimiter, pauseKeyOf, rateLimitsFor, senderTag } from './rate-limit.js';
 import { createSweeper, type Sweeper } from './sweeper.js';
 
 /**
@@ -14,6 +14,22 @@ import { createSweeper, type Sweeper } from './sweeper.js';
  * back to delayed: no attempt is counted) → call the provider through `deps.fetch` → record the
  * attempt and the next step in one transaction (see store.ts). Runs the sweeper beside it.
  */
+
+/** Meta's throughput errors (PROTOCOLS.md §1.7: 130429 rate limit hit, 80007 and 4 throttling). */
+const WABA_THROUGHPUT_CODES = new Set(['4', '80007', '130429']);
+const MIN_PAUSE_MS = 1_000;
+const MAX_PAUSE_MS = 60_000;
+
+/**
+ * How long the whole sender should wait after this answer, or null: a 429 from any provider (with
+ * its Retry-After / retry_after when it gave one) or a Meta throughput code. Not a pair rate limit
+ * (131056, one recipient): messages to a recipient already wait for each other (compose.ts).
+ */
+export function senderPauseMs(result: SendResult): number | null {
+  if (result.ok) return null;
+  if (result.httpStatus !== 429 && !WABA_THROUGHPUT_CODES.has(result.code)) return null;
+  return Math.min(MAX_PAUSE_MS, Math.max(MIN_PAUSE_MS, result.retryAfterMs ?? MIN_PAUSE_MS));
+}
 
 export interface DeliveryWorkerOptions {
   /** Jobs in flight at once; sends are I/O-bound (most of a job is waiting on the provider). Default 256. */
@@ -52,11 +68,13 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
     let at = deps.clock.now();
     let started = performance.now();
     let channelId: string | undefined;
+    let pauseKey: string | undefined;
     if (plan.kind === 'fail') {
       result = { ok: false, retryable: false, code: plan.code, message: plan.error };
     } else {
       channelId = plan.channelId;
-      const wait = await limiter.take(rateLimitsFor(plan.channelId, plan.messenger, plan.message.to));
+      pauseKey = pauseKeyOf(senderTag(plan.channelId, plan.messenger));
+      const wait = await limiter.take(rateLimitsFor(plan.channelId, plan.messenger, plan.message.to), pauseKey);
       if (wait > 0) {
         // Spread the waiters so they do not all come back in the same millisecond.
         await job.moveToDelayed(Date.now() + wait + Math.floor(Math.random() * wait), token);
@@ -86,6 +104,12 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
       }
     }
     const durationMs = Math.round(performance.now() - started);
+    const pauseMs = pauseKey === undefined ? null : senderPauseMs(result);
+    if (pauseMs !== null) {
+      // Every process holds the sender's messages for a while, not only this one (see RateLimiter.pause).
+      await limiter.pause(pauseKey!, pauseMs).catch((err: Error) => log.warn({ err: err.message, channelId }, 'could not pause the sender'));
+      log.warn({ channelId, code: result.ok ? undefined : result.code, pauseMs }, 'provider says the sender is over its throughput; its messages wait');
+    }
     let recorded: Awaited<ReturnType<typeof outbound.recordAttempt>>;
     try {
       recorded = await outbound.recordAttempt(data, result, { at, durationMs });
