@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { json } from './harness.js';
+import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import {
   TG_TOKEN,
+  WABA_APP_SECRET,
   WABA_TOKEN,
   WAHA_KEY,
   activeConversation,
@@ -304,6 +306,43 @@ describe('order: messages to one recipient go out as written', () => {
     h.sql.prepare("UPDATE deliveries SET status = 'dead' WHERE id = ?").run(first);
     h.startWorker();
     expect(await settled(h, second)).toMatchObject({ status: 'sent', held_behind: null });
+  });
+});
+
+describe('a failure the provider reports after accepting the message', () => {
+  it('a failed status (131047) ends the sent delivery dead with the code, findable and replayable', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000070');
+    const { deliveryId, messageId } = await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text: 'Still there?' }, agent.token));
+    await settled(h, deliveryId);
+    const wamid = messageRow(h, messageId).provider_message_id as string;
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: '1', changes: [{ field: 'messages', value: {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '15550001111', phone_number_id: ch.messenger.phoneNumberId },
+        statuses: [{ id: wamid, status: 'failed', timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: '4915100000070',
+          errors: [{ code: 131047, title: 'Re-engagement message', message: 'Re-engagement message' }] }],
+      } }] }],
+    });
+    const res = await h.app.request(new URL(ch.webhookUrl).pathname, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', WABA_APP_SECRET, body))}` },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(messageRow(h, messageId)).toMatchObject({ status: 'failed', error_code: '131047' });
+    expect(deliveryRow(h, deliveryId)).toMatchObject({ status: 'dead', last_error_code: '131047' });
+    expect(deliveryRow(h, deliveryId).last_error).toMatch(/^template_required:/);
+    const dead = (await json(await h.api('GET', `/api/deliveries?status=dead&errorCode=131047&channelId=${ch.id}`))).data;
+    expect(dead.map((d: any) => d.id)).toEqual([deliveryId]);
+    expect((await h.api('POST', `/api/deliveries/${deliveryId}/replay`)).status).toBe(202);
+    await waitFor('the replay to be sent', () => deliveryRow(h, deliveryId).status === 'sent');
+    const again = messageRow(h, messageId);
+    expect(again.status).toBe('sent');
+    expect(again.provider_message_id).not.toBe(wamid); // the new send's id, which its statuses will name
   });
 });
 

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { newId } from '../lib/ids.js';
+import { describeFailure } from '../outbound/store.js';
 import { createContactMover } from './contact-move.js';
 import type { MessageKind, NormalizedContact, NormalizedEvent, OutboundStatus, ProviderName } from '../providers/types.js';
 
@@ -138,6 +139,10 @@ export function createIngestStore(sqlite: Database.Database) {
       "SELECT id, status FROM messages WHERE channel_id = ? AND provider_message_id = ? AND direction = 'out'",
     ),
     updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
+    // The provider took the message, then reported that it failed: the delivery did not deliver.
+    deliveryFailedLater: sqlite.prepare(
+      "UPDATE deliveries SET status = 'dead', last_error_code = @code, last_error = @error, updated_at = @now WHERE message_id = @messageId AND status = 'sent'",
+    ),
     insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
     contactById: sqlite
       .prepare(`${CONTACT_ROW} WHERE id = ?`)
@@ -285,6 +290,13 @@ export function createIngestStore(sqlite: Database.Database) {
           // Unknown ids (another system's sends, or purged rows) are ignored; statuses only move forward.
           if (msg && canAdvance(msg.status, ev.status)) {
             s.updateMessageStatus.run(ev.status, ev.errorCode ?? null, now, msg.id);
+            // A `failed` status (a 131047 after the send, say) ends its delivery `dead`, with the
+            // provider's code, as the same error at send time does: ops find it and can replay it.
+            if (ev.status === 'failed') {
+              const code = ev.errorCode ?? 'failed';
+              const error = describeFailure(channel.provider, code, ev.errorTitle ?? 'the provider reported the message as failed after accepting it');
+              s.deliveryFailedLater.run({ code, error, now, messageId: msg.id });
+            }
           }
           out.statuses++;
           return;

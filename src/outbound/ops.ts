@@ -152,10 +152,12 @@ export function createDeliveryOps(ctx: ServiceContext) {
       .returning({ replays: deliveries.replays, messageId: deliveries.messageId })
       .get();
     if (!updated) return false;
-    // The message was never accepted by the provider (a dead delivery never sent), so `failed` was ours.
+    // A replay is a new send: a `failed` message goes back to pending. One the provider had taken
+    // and then reported failed (a `failed` status, see ingest/store.ts) lets go of that provider id,
+    // so the new send's id is the one stored, and its statuses find it.
     tx.update(messages)
-      .set({ status: 'pending', errorCode: null, updatedAt: now })
-      .where(and(eq(messages.id, updated.messageId), eq(messages.status, 'failed'), sql`${messages.providerMessageId} is null`))
+      .set({ status: 'pending', errorCode: null, providerMessageId: null, updatedAt: now })
+      .where(and(eq(messages.id, updated.messageId), eq(messages.status, 'failed')))
       .run();
     addToOutbox(tx, now, [{ kind: 'delivery', payload: { deliveryId: id, cycle: updated.replays, attempt: 1, runAt: now } }]);
     return true;
