@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { json } from './harness.js';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
+import { createOutboundWriter } from '../src/outbound/compose.js';
 import {
   TG_TOKEN,
   WABA_APP_SECRET,
@@ -289,6 +290,23 @@ describe('order: messages to one recipient go out as written', () => {
     await settled(h, third);
     expect((await h.api('POST', `/api/deliveries/${first}/replay`)).status).toBe(202);
     expect(await settled(h, first)).toMatchObject({ status: 'sent', held_behind: null });
+  });
+
+  it('replies stored in one transaction, in one millisecond, still wait in a line, each behind the one before', async () => {
+    h = outboundHarness(fakes);
+    open = true;
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'whatsapp_business', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, '4915100000054');
+    const store = createOutboundWriter(h.sql);
+    const now = Date.now();
+    // Ids order only by the millisecond; ten lines of three make a wrong pick show up.
+    for (let line = 0; line < 10; line++) {
+      const ids = h.sql.transaction(() =>
+        ['a', 'b', 'c'].map((text) => store({ channelId: ch.id, conversationId, agentId: agent.id, content: { text }, details: { to: `49151000001${line}` } }, now).deliveryId),
+      )();
+      expect(ids.map((id) => deliveryRow(h, id).held_behind)).toEqual([null, ids[0], ids[1]]);
+    }
   });
 
   it('the sweeper lets go of a delivery held behind one that ended without releasing it', async () => {

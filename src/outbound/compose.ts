@@ -97,10 +97,12 @@ export function createOutboundWriter(sqlite: Database.Database) {
        VALUES (?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)`,
     ),
     // The newest delivery to the recipient that is not done yet: the one a new one waits for.
+    // By rowid within a millisecond: replies group-committed together share `now`, and ids only
+    // order by the millisecond (a review saw a third reply wait behind the first, beside the second).
     lastOpen: sqlite
       .prepare(
         `SELECT id FROM deliveries WHERE channel_id = ? AND recipient = ? AND status IN ('pending', 'retrying')
-         ORDER BY created_at DESC, id DESC LIMIT 1`,
+         ORDER BY created_at DESC, rowid DESC LIMIT 1`,
       )
       .pluck(),
     outbox: sqlite.prepare("INSERT INTO outbox (kind, payload, created_at) VALUES ('delivery', ?, ?)"),
