@@ -371,6 +371,20 @@ describe('offers and timeouts, when the agent or the channel changes', () => {
     expect(conv(c)).toMatchObject({ state: 'offered', agentId: b.id });
   });
 
+  it('a timeout that takes the agent out of rotation times out its other offers past their deadline too (declines)', async () => {
+    const a = await agent('Ana');
+    await online(a.id);
+    const ch = await channel([a.id], { utilization: 10, ...offers(30) });
+    const [c1, c2] = [enqueue(ch), enqueue(ch)];
+    acd().dispatch(ch);
+    expect([conv(c1).state, conv(c2).state]).toEqual(['offered', 'offered']);
+    clock.advance(45_000);
+    expect(acd().expireOffer(c1, 1)).toBe(true); // c2's timer has not run yet
+    expect(declines(c1)).toEqual([{ agent_id: a.id, reason: 'timeout' }]);
+    expect(declines(c2)).toEqual([{ agent_id: a.id, reason: 'timeout' }]);
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+  });
+
   it('a status change before the deadline still rescinds the offer, with no decline', async () => {
     const a = await agent('Ana');
     await online(a.id);

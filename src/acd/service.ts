@@ -184,6 +184,11 @@ export function createAcdService(ctx: ServiceContext) {
       .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
       .all();
     for (const other of others) {
+      // One of them past its deadline too timed out as well (a decline), as in rescindOffers.
+      if (other.offerExpiresAt !== null && now >= other.offerExpiresAt) {
+        timeOutOffer(tx, other, now);
+        continue;
+      }
       if (returnToFront(tx, other, 'agent_left_online', now)) {
         addToOutbox(tx, now, [agentEvent(agentId, 'offer-rescinded', { conversationId: other.id })]);
       }
