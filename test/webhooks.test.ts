@@ -209,6 +209,19 @@ describe('WhatsApp Business webhooks', () => {
     expect((await conversationsOf(ch.id))[0]).toMatchObject({ state: 'queued' });
   });
 
+  it('a webhook read before its channel was deleted, committed after, opens no conversation', async () => {
+    const ch = await wabaChannel();
+    const key = new URL(ch.webhookUrl).pathname.split('/').pop()!;
+    const channel = h.deps.services.ingest.findChannelByKey(key)!; // as the route holds it, before the commit
+    expect((await h.api('DELETE', `/api/channels/${ch.id}`)).status).toBe(204);
+    const body = wabaText({ id: 'wamid.LATE1' });
+    const headers = new Headers({ 'X-Hub-Signature-256': `sha256=${bytesToHex(await hmac('SHA-256', APP_SECRET, enc.encode(body)))}` });
+    const result = await h.deps.services.ingest.receive(channel, headers, enc.encode(body));
+    expect(result).toMatchObject({ stored: 0, ignored: 1, queued: 0 });
+    expect(count('conversations')).toBe(0);
+    expect((await postWaba(ch, wabaText({ id: 'wamid.LATE2' }))).status).toBe(404); // and the URL is gone
+  });
+
   it('keeps one contact when its sender later comes with a business-scoped user id', async () => {
     const ch = await wabaChannel();
     await postWaba(ch, wabaText({ id: 'wamid.P1' }));

@@ -125,6 +125,7 @@ export function createIngestStore(sqlite: Database.Database) {
       `INSERT INTO conversations (id, channel_id, contact_id, type, state, queue_rank, enqueued_at, offer_seq, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)`,
     ),
+    channelLive: sqlite.prepare('SELECT 1 FROM channels WHERE id = ? AND deleted_at IS NULL').pluck(),
     insertHistory: sqlite.prepare(
       'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
     ),
@@ -270,6 +271,14 @@ export function createIngestStore(sqlite: Database.Database) {
             insertMessage(channel.id, latest[0], ev, now);
             refreshContact(found, contact, wroteAt(ev, now), unblockTime(ev, now), now);
             out.stored++;
+            return;
+          }
+          // The channel was deleted after this webhook was read, before its commit: deleting closed
+          // its conversations, and a new one would wait in a queue nothing dispatches. Only here,
+          // where a conversation would be made (a deletion leaves none open for the path above).
+          if (!s.channelLive.get(channel.id)) {
+            s.insertInboundEvent.run(channel.id, null, 'ignored', 'channel deleted', now);
+            out.ignored++;
             return;
           }
           const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), unblockTime(ev, now), now);
