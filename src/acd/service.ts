@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
 import { createBestAgentQueries } from './best-agent.js';
-import { agentEvent, closeHeld, recordDecline, recordHistory, returnToFront, timeOutOffer, type Tx } from './transitions.js';
+import { agentEvent, closeHeld, recordDecline, recordHistory, returnToFront, takeBackOffersOf, timeOutOffer, type Tx } from './transitions.js';
 
 /**
  * Automatic distribution (DESIGN.md §2). Every decision runs in one IMMEDIATE transaction, so it
@@ -178,21 +178,7 @@ export function createAcdService(ctx: ServiceContext) {
       .where(and(eq(agents.id, agentId), eq(agents.status, 'online')))
       .run();
     if (res.changes !== 1) return;
-    const others = tx
-      .select()
-      .from(conversations)
-      .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
-      .all();
-    for (const other of others) {
-      // One of them past its deadline too timed out as well (a decline), as in rescindOffers.
-      if (other.offerExpiresAt !== null && now >= other.offerExpiresAt) {
-        timeOutOffer(tx, other, now);
-        continue;
-      }
-      if (returnToFront(tx, other, 'agent_left_online', now)) {
-        addToOutbox(tx, now, [agentEvent(agentId, 'offer-rescinded', { conversationId: other.id })]);
-      }
-    }
+    takeBackOffersOf(tx, agentId, 'agent_left_online', now);
     addToOutbox(tx, now, [agentEvent(agentId, 'status', { status: 'busy', substatus: 'not_responding' })]);
   }
 

@@ -152,6 +152,32 @@ export function timeOutOffer(tx: Tx, conv: HeldConversation, now: number): boole
 }
 
 /**
+ * Takes a pending offer back from its agent (they left `online`, were set not_responding, or were
+ * taken off the channel): to the front of the queue with an `offer-rescinded` event. An offer
+ * already past its deadline timed out before that, even if its timer has not run: it counts as
+ * the agent's decline (timeOutOffer), as an accept or reject after the deadline does (§2.4).
+ */
+export function takeBackOffer(tx: Tx, conv: HeldConversation & { offerExpiresAt: number | null }, reason: string, now: number): void {
+  if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) {
+    timeOutOffer(tx, conv, now);
+    return;
+  }
+  if (conv.agentId && returnToFront(tx, conv, reason, now)) {
+    addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-rescinded', { conversationId: conv.id, reason })]);
+  }
+}
+
+/** Takes back every pending offer of the agent (takeBackOffer). */
+export function takeBackOffersOf(tx: Tx, agentId: string, reason: string, now: number): void {
+  const offered = tx
+    .select()
+    .from(conversations)
+    .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
+    .all();
+  for (const conv of offered) takeBackOffer(tx, conv, reason, now);
+}
+
+/**
  * Closes a conversation that is not closed yet, whatever its state, for a reason outside the
  * agent's hands (its channel was deleted): an agent holding it (offered, active, wrap-up) lets go
  * of its load and is told (`offer-rescinded` for an offer, `closed` otherwise). CAS on the state

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
-import { agentEvent, returnToFront, timeOutOffer, type Tx } from '../acd/transitions.js';
+import { agentEvent, takeBackOffersOf } from '../acd/transitions.js';
 import { agents, channelAgents, channels, conversations, type AgentStatus } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { sha256Hex, randomToken } from '../lib/crypto.js';
@@ -82,28 +82,6 @@ export function createAgentService(ctx: ServiceContext) {
     }
   }
 
-  /**
-   * Leaving `online` rescinds pending offers (front of the queue); active conversations stay. An
-   * offer already past its deadline timed out before the agent left, even if its timer has not
-   * fired yet: it counts as the agent's decline, as an accept or reject after the deadline does
-   * (§2.4), so a status change is no way around the timeout. The status asked for still applies.
-   */
-  function rescindOffers(tx: Tx, agentId: string, now: number): void {
-    const offered = tx
-      .select()
-      .from(conversations)
-      .where(and(eq(conversations.agentId, agentId), eq(conversations.state, 'offered')))
-      .all();
-    for (const conv of offered) {
-      if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) {
-        timeOutOffer(tx, conv, now);
-        continue;
-      }
-      if (returnToFront(tx, conv, 'agent_left_online', now)) {
-        addToOutbox(tx, now, [agentEvent(agentId, 'offer-rescinded', { conversationId: conv.id })]);
-      }
-    }
-  }
 
   return {
     async create(input: { name: string; email: string }): Promise<AgentView & { token: string }> {
@@ -190,7 +168,10 @@ export function createAgentService(ctx: ServiceContext) {
             })
             .where(eq(agents.id, id))
             .run();
-          if (prev.status === 'online' && status !== 'online') rescindOffers(tx, id, now);
+          // Leaving `online` takes back pending offers (an expired one counts as timed out, so a
+          // status change is no way around the timeout; the status asked for still applies).
+          // Active conversations stay.
+          if (prev.status === 'online' && status !== 'online') takeBackOffersOf(tx, id, 'agent_left_online', now);
           if (goingOnline) {
             const served = tx
               .select({ channelId: channelAgents.channelId })

@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
-import { agentEvent, closeAny, closeHeld, returnToFront, timeOutOffer, type Tx } from '../acd/transitions.js';
+import { agentEvent, closeAny, closeHeld, takeBackOffer, type Tx } from '../acd/transitions.js';
 import {
   agents,
   channelAgents,
@@ -238,14 +238,7 @@ export function createChannelService(ctx: ServiceContext) {
       .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'offered')))
       .all();
     for (const conv of offered) {
-      if (conv.agentId === null || agentIds.includes(conv.agentId)) continue;
-      if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) {
-        timeOutOffer(tx, conv, now); // it had timed out before the change: the agent's decline
-        continue;
-      }
-      if (returnToFront(tx, conv, 'agent_removed_from_channel', now)) {
-        addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-rescinded', { conversationId: conv.id, reason: 'agent_removed_from_channel' })]);
-      }
+      if (conv.agentId !== null && !agentIds.includes(conv.agentId)) takeBackOffer(tx, conv, 'agent_removed_from_channel', now);
     }
   }
 

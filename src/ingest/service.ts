@@ -1,7 +1,7 @@
 import { AppError } from '../errors.js';
 import { clip, MAX_DETAILS_DEPTH, pathDeeperThan } from '../providers/helpers.js';
 import { providerFor } from '../providers/registry.js';
-import { SchemaError, type MessengerConfig, type NormalizedEvent, type ProviderName } from '../providers/types.js';
+import { SchemaError, type MessengerConfig, type ProviderName } from '../providers/types.js';
 import type { ServiceContext } from '../services.js';
 import { watchTable } from '../db/table-watch.js';
 import { createGroupCommitter, type GroupCommitter } from './group-commit.js';
