@@ -426,6 +426,18 @@ describe('ops API', () => {
     expect((await json(await h.api('GET', '/api/deliveries?since=1h'))).data).toHaveLength(5);
     expect((await json(await h.api('GET', '/api/deliveries?channelId=ch_other'))).data).toHaveLength(0);
 
+    // An impossible day is refused, not rolled forward (2024-02-30 would be 1 March); a duration
+    // reaching back before 1970 means from the start.
+    for (const q of ['until=2024-04-31', 'since=2024-02-30T00:00:00Z']) {
+      const res = await h.api('GET', `/api/deliveries?${q}`);
+      expect(res.status, q).toBe(400);
+      expect((await json(res)).field).toBe(q.split('=')[0]);
+    }
+    expect((await h.api('GET', '/api/deliveries?until=2024-02-29')).status).toBe(200);
+    expect((await json(await h.api('GET', '/api/deliveries?since=60000d'))).data).toHaveLength(5);
+    const longAgo = await h.api('POST', '/api/deliveries/replay', { filter: { since: '60000d' }, dryRun: true });
+    expect(longAgo.status).toBe(200);
+
     const bad = await h.api('GET', '/api/deliveries?status=lost');
     expect(bad.status).toBe(400);
     expect((await json(bad)).field).toBe('status');

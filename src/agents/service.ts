@@ -76,7 +76,8 @@ export function createAgentService(ctx: ServiceContext) {
   }
 
   function assertEmailFree(email: string, exceptId?: string): void {
-    const other = db.select({ id: agents.id }).from(agents).where(eq(agents.email, email)).get();
+    // Mailboxes are one whatever the case: ANA@example.com is ana@example.com.
+    const other = db.select({ id: agents.id }).from(agents).where(sql`lower(${agents.email}) = lower(${email})`).get();
     if (other && other.id !== exceptId) {
       throw new AppError('conflict', `An agent with email ${email} already exists`, [{ field: 'email', message: 'already in use' }]);
     }

@@ -68,6 +68,15 @@ export function generateWebhookSecret(): string {
   return `whsec_${bytesToBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
 }
 
+/** Rows per INSERT when a channel's lists are written. */
+const INSERT_CHUNK = 1000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 export function createChannelService(ctx: ServiceContext) {
   const { db, clock, config } = ctx;
 
@@ -203,15 +212,15 @@ export function createChannelService(ctx: ServiceContext) {
   }
 
   function writeSettings(tx: Tx, id: string, s: ChannelSettings, now: number): void {
+    // In chunks: one INSERT of every row would pass SQLite's limit of bound variables (32,766)
+    // from about 6,500 agents on (five per row, the trigger-kept copies included).
     tx.delete(channelAgents).where(eq(channelAgents.channelId, id)).run();
-    if (s.agentIds.length > 0) {
-      tx.insert(channelAgents).values(s.agentIds.map((agentId) => ({ channelId: id, agentId }))).run();
+    for (const part of chunks(s.agentIds, INSERT_CHUNK)) {
+      tx.insert(channelAgents).values(part.map((agentId) => ({ channelId: id, agentId }))).run();
     }
     tx.delete(channelCompletionCodes).where(eq(channelCompletionCodes.channelId, id)).run();
-    if (s.handling.completionCodeIds.length > 0) {
-      tx.insert(channelCompletionCodes)
-        .values(s.handling.completionCodeIds.map((completionCodeId) => ({ channelId: id, completionCodeId })))
-        .run();
+    for (const part of chunks(s.handling.completionCodeIds, INSERT_CHUNK)) {
+      tx.insert(channelCompletionCodes).values(part.map((completionCodeId) => ({ channelId: id, completionCodeId }))).run();
     }
     addToOutbox(tx, now, [{ kind: 'dispatch', payload: { channelId: id } }]);
   }

@@ -51,6 +51,8 @@ describe('validateSettings', () => {
     ['notification timeout missing with autoAnswer off', { handling: { notificationTimeoutSec: null } }, 'handling.notificationTimeoutSec'],
     ['notification timeout set with autoAnswer on', { handling: { autoAnswer: true } }, 'handling.notificationTimeoutSec'],
     ['notification timeout 0', { handling: { notificationTimeoutSec: 0 } }, 'handling.notificationTimeoutSec'],
+    ['notification timeout past a day (an offer that would never time out)', { handling: { notificationTimeoutSec: 9007199254740991 } }, 'handling.notificationTimeoutSec'],
+    ['completion-code timeout past a week', { handling: { completionCodeTimeoutSec: 604_801 } }, 'handling.completionCodeTimeoutSec'],
     ['codes without their timeout', { handling: { completionCodeTimeoutSec: null } }, 'handling.completionCodeTimeoutSec'],
     ['unknown completion code', { handling: { completionCodeIds: ['cc_1', 'cc_nope'] } }, 'handling.completionCodeIds.1'],
     ['conversation type unknown', { conversationType: 'sms' }, 'conversationType'],

@@ -70,9 +70,9 @@ const settingsShape = z.strictObject({
     utilization: z.number().int('must be an integer').min(0, 'must be 0–100').max(100, 'must be 0–100'),
     autoAssignLimit: z.number().int('must be an integer').min(1, 'must be at least 1'),
     autoAnswer: z.boolean(),
-    notificationTimeoutSec: z.number().int('must be an integer').min(1, 'must be at least 1').nullable(),
+    notificationTimeoutSec: z.number().int('must be an integer').min(1, 'must be at least 1').max(86_400, 'must be at most 86400 (a day)').nullable(),
     completionCodeIds: idList,
-    completionCodeTimeoutSec: z.number().int('must be an integer').min(1, 'must be at least 1').nullable(),
+    completionCodeTimeoutSec: z.number().int('must be an integer').min(1, 'must be at least 1').max(604_800, 'must be at most 604800 (a week)').nullable(),
   }),
   agentIds: idList,
 });

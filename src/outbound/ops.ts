@@ -46,10 +46,16 @@ export function parseTimeBound(value: string | number, now: number, field: strin
   const v = value.trim();
   if (/^\d+$/.test(v)) return parseTimeBound(Number(v), now, field);
   const ago = parseDuration(v);
-  if (ago !== null) return now - ago;
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
+  // Reaching back before 1970 means "from the start".
+  if (ago !== null) return Math.max(0, now - ago);
+  const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(v);
+  if (day) {
     const at = Date.parse(v);
-    if (!Number.isNaN(at)) return at;
+    // Date.parse rolls an impossible day forward (2024-02-30 is 1 March): refused instead, so a
+    // replay covers the window that was typed.
+    const [, y, m, d] = day.map(Number) as [number, number, number, number];
+    const probe = new Date(Date.UTC(y, m - 1, d));
+    if (!Number.isNaN(at) && probe.getUTCFullYear() === y && probe.getUTCMonth() === m - 1 && probe.getUTCDate() === d) return at;
   }
   throw AppError.validation(field, 'must be unix ms, an ISO-8601 date, or a duration before now like 2h or 30m');
 }

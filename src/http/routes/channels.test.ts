@@ -228,9 +228,26 @@ describe('agents API', () => {
     expect((await json(res)).field).toBe(field);
   });
 
+  it('takes a channel with thousands of agents (written in chunks, under SQLite\'s variable limit)', async () => {
+    const now = Date.now();
+    const insert = h.deps.db.$client.prepare('INSERT INTO agents (id, name, email, token_hash, status_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const ids = h.deps.db.$client.transaction(() =>
+      Array.from({ length: 7000 }, (_, i) => {
+        const id = `ag_bulk${String(i).padStart(5, '0')}`;
+        insert.run(id, `Agent ${i}`, `bulk${i}@example.com`, `hash${i}`, now, now, now);
+        return id;
+      }),
+    )();
+    const res = await h.api('POST', '/api/channels', channelBody({ agentIds: ids }));
+    expect(res.status).toBe(201);
+    const id = (await json(res)).id;
+    expect(h.deps.db.$client.prepare('SELECT count(*) FROM channel_agents WHERE channel_id = ?').pluck().get(id)).toBe(7000);
+  });
+
   it('refuses a duplicate email and an unknown status', async () => {
     await h.api('POST', '/api/agents', { name: 'A', email: 'a@example.com' });
     expect((await h.api('POST', '/api/agents', { name: 'A2', email: 'a@example.com' })).status).toBe(409);
+    expect((await h.api('POST', '/api/agents', { name: 'A3', email: 'A@Example.COM' })).status).toBe(409); // one mailbox
     // Two at once (a double click): one is created, the other is a 409, not a 500.
     const both = await Promise.all(['B1', 'B2'].map((name) => h.api('POST', '/api/agents', { name, email: 'b@example.com' })));
     expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
