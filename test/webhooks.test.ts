@@ -222,6 +222,31 @@ describe('WhatsApp Business webhooks', () => {
     expect((await postWaba(ch, wabaText({ id: 'wamid.LATE2' }))).status).toBe(404); // and the URL is gone
   });
 
+  it('follows a user who changed numbers: replies and their next messages use the new one, with no alias for the old', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.N1', from: '4915112345678' }));
+    const contactId = (await conversationsOf(ch.id))[0]!.contactId;
+    const changed = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: '1', changes: [{ field: 'messages', value: {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
+        messages: [{ from: '4915112345678', id: 'wamid.N2', timestamp: '1767225660', type: 'system',
+          system: { body: 'User Ana changed from 4915112345678 to 4915199999999', wa_id: '4915199999999', type: 'user_changed_number' } }],
+      } }] }],
+    });
+    expect(await json(await postWaba(ch, changed))).toMatchObject({ stored: 1 });
+    expect(await json(await h.api('GET', `/api/contacts/${contactId}`))).toMatchObject({ providerContactId: '4915199999999', phone: '4915199999999' });
+    // The next message, from the new number, is the same contact in its open conversation.
+    await postWaba(ch, wabaText({ id: 'wamid.N3', from: '4915199999999' }));
+    const convs = await conversationsOf(ch.id);
+    expect(convs).toHaveLength(1);
+    expect(convs[0]!.contactId).toBe(contactId);
+    // Someone new at the old number is someone new.
+    await postWaba(ch, wabaText({ id: 'wamid.N4', from: '4915112345678', name: 'Bo' }));
+    expect(count('contacts')).toBe(2);
+  });
+
   it('keeps one contact when its sender later comes with a business-scoped user id', async () => {
     const ch = await wabaChannel();
     await postWaba(ch, wabaText({ id: 'wamid.P1' }));

@@ -125,6 +125,7 @@ export function createIngestStore(sqlite: Database.Database) {
       `INSERT INTO conversations (id, channel_id, contact_id, type, state, queue_rank, enqueued_at, offer_seq, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)`,
     ),
+    changeNumber: sqlite.prepare('UPDATE contacts SET provider_contact_id = ?, phone = ?, updated_at = ? WHERE rowid = ?'),
     channelLive: sqlite.prepare('SELECT 1 FROM channels WHERE id = ? AND deleted_at IS NULL').pluck(),
     insertHistory: sqlite.prepare(
       'INSERT INTO conversation_history (conversation_id, from_state, to_state, agent_id, reason, at) VALUES (?, ?, ?, ?, ?, ?)',
@@ -204,6 +205,21 @@ export function createIngestStore(sqlite: Database.Database) {
     }
     refreshContact(found, c, inboundAt, sentAt, now);
     return found[1];
+  }
+
+  /**
+   * A WhatsApp user changed numbers (`user_changed_number`): the contact's phone is the new one,
+   * and so is its id where the id was the old number (not a business-scoped user id). Unlike a
+   * Telegram move no alias is kept: the old number may be someone else's next. When a contact with
+   * the new number exists already (they wrote from it first), its id stays that contact's.
+   */
+  function changeNumber(channel: IngestChannel, c: NormalizedContact, to: string, now: number): void {
+    const found = findContact(channel, c);
+    if (!found) return;
+    const [rowid, , providerContactId, , phone] = found;
+    const idWasNumber = providerContactId === phone || providerContactId === c.phone;
+    const keyedBy = idWasNumber && !s.contactByProviderId.get(channel.id, to) ? to : providerContactId;
+    s.changeNumber.run(keyedBy, to, now, rowid);
   }
 
   function insertMessage(channelId: string, conversationId: string, ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): boolean {
@@ -327,8 +343,9 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'moved':
+          if (channel.provider === 'whatsapp_business') changeNumber(channel, ev.contact, ev.to, now);
           // Telegram tells both chats; the second notice finds the contact moved already.
-          mover.move(channel.id, ev.contact.providerContactId, ev.to, now);
+          else mover.move(channel.id, ev.contact.providerContactId, ev.to, now);
           out.statuses++;
           return;
         case 'ignored':
