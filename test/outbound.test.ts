@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { json } from './harness.js';
 import { bytesToHex, hmac } from '../src/lib/crypto.js';
 import { createOutboundWriter } from '../src/outbound/compose.js';
+import { pauseFor } from '../src/outbound/worker.js';
 import {
   TG_TOKEN,
   WABA_APP_SECRET,
@@ -365,6 +366,17 @@ describe('a failure the provider reports after accepting the message', () => {
 });
 
 describe('the provider says the sender is over its throughput', () => {
+  it('pauses by Meta\'s code for WhatsApp Business, by a 429 elsewhere; a chat for Telegram and WAHA', () => {
+    const fail = (code: string, httpStatus: number, retryAfterMs?: number) => ({ ok: false as const, retryable: true, code, message: 'x', httpStatus, retryAfterMs });
+    expect(pauseFor('whatsapp_business', fail('130429', 400))).toEqual({ scope: 'sender', ms: 1_000 });
+    expect(pauseFor('whatsapp_business', fail('131056', 429))).toBeNull(); // one recipient's pair limit, even as a 429
+    expect(pauseFor('whatsapp_business', fail('http_503', 503))).toBeNull();
+    expect(pauseFor('telegram', fail('429', 429, 35_000))).toEqual({ scope: 'chat', ms: 35_000 });
+    expect(pauseFor('whatsapp', fail('http_429', 429))).toEqual({ scope: 'chat', ms: 1_000 });
+    expect(pauseFor('api', fail('http_429', 429, 600_000))).toEqual({ scope: 'sender', ms: 60_000 });
+    expect(pauseFor('api', { ok: true, providerMessageId: null, httpStatus: 200 })).toBeNull();
+  });
+
   it('WhatsApp Business 130429: every message of that number waits (global throttle), not only the one that got it', async () => {
     setup();
     const agent = await createAgent(h);

@@ -93,16 +93,17 @@ describe('createRateLimiter (real Redis)', () => {
     const one = createRateLimiter(a, prefix);
     const two = createRateLimiter(b, prefix);
     const bucket = [{ key: '{t4}', perSecond: 1000, burst: 100 }];
-    expect(await one.take(bucket, '{t4}:pause')).toBe(0);
+    expect(await one.take(bucket, ['{t4}:pause'])).toBe(0);
     await one.pause('{t4}:pause', 300);
-    const wait = await two.take(bucket, '{t4}:pause');
+    const wait = await two.take(bucket, ['{t4}:chat:1:pause', '{t4}:pause']);
     expect(wait).toBeGreaterThan(200);
     expect(wait).toBeLessThanOrEqual(300);
     await two.pause('{t4}:pause', 50); // shorter: the 300 ms pause stays
-    expect(await one.take(bucket, '{t4}:pause')).toBeGreaterThan(200);
-    expect(await one.take([], '{t4}:pause')).toBeGreaterThan(200); // a sender without buckets (api) too
+    expect(await one.take(bucket, ['{t4}:pause'])).toBeGreaterThan(200);
+    expect(await one.take([], ['{t4}:pause'])).toBeGreaterThan(200); // a sender without buckets (api) too
+    expect(await one.take(bucket, ['{t4}:chat:2:pause'])).toBe(0); // another pause key: not held
     await new Promise((r) => setTimeout(r, wait + 10));
-    expect(await one.take(bucket, '{t4}:pause')).toBe(0);
+    expect(await one.take(bucket, ['{t4}:pause'])).toBe(0);
   });
 
   it('lets a steady stream through at the rate', async () => {

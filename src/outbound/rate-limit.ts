@@ -42,8 +42,17 @@ export function senderTag(channelId: string, messenger: MessengerConfig): string
   }
 }
 
-/** The pause key of a sender (senderTag). */
-export const pauseKeyOf = (tag: string): string => `${tag}:pause`;
+/**
+ * Where a provider's "slow down" applies, as the pause keys a message checks (RateLimiter.take)
+ * and the one an answer sets (RateLimiter.pause):
+ * - WhatsApp Business, `api`: the sender (the number, the channel's endpoint);
+ * - Telegram, WAHA: the chat, for a 429 there may be one chat's or group's flood (PROTOCOLS.md
+ *   §2.4), and pausing the whole bot for one busy group would stop every other chat.
+ */
+export function pauseKeys(channelId: string, messenger: MessengerConfig, to: string): { sender: string; chat: string } {
+  const tag = senderTag(channelId, messenger);
+  return { sender: `${tag}:pause`, chat: `${tag}:chat:${to}:pause` };
+}
 
 /** The buckets a message from this channel to `to` must take a token from. */
 export function rateLimitsFor(channelId: string, messenger: MessengerConfig, to: string): RateLimit[] {
@@ -61,24 +70,30 @@ export function rateLimitsFor(channelId: string, messenger: MessengerConfig, to:
 }
 
 /**
- * KEYS[1]  the sender's pause key (see RateLimiter.pause); while it lives, nothing is taken and
- *          its remaining time is the answer
- * KEYS[i+1]  a bucket: hash {t = tokens, ts = time of t in ms}
- * ARGV[2i-1] its rate in tokens per second, ARGV[2i] its capacity (burst)
+ * ARGV[1]  P, the number of pause keys
+ * KEYS[1..P]  pause keys (see RateLimiter.pause): while one lives, nothing is taken and the
+ *             longest remaining pause is the answer
+ * KEYS[P+i]  a bucket: hash {t = tokens, ts = time of t in ms}
+ * ARGV[2i], ARGV[2i+1]  its rate in tokens per second and its capacity (burst)
  * Returns 0 after taking one token from every bucket, or, taking nothing, the ms until every
  * bucket holds a token. Time comes from Redis (TIME), so processes with skewed clocks agree.
  */
 const TAKE_TOKENS_LUA = `
-local paused = redis.call('PTTL', KEYS[1])
+local p = tonumber(ARGV[1])
+local paused = 0
+for i = 1, p do
+  local t = redis.call('PTTL', KEYS[i])
+  if t > paused then paused = t end
+end
 if paused > 0 then return paused end
 local now_t = redis.call('TIME')
 local now = tonumber(now_t[1]) * 1000 + math.floor(tonumber(now_t[2]) / 1000)
 local tokens = {}
 local wait = 0
-for i = 1, #KEYS - 1 do
-  local key = KEYS[i + 1]
-  local rate = tonumber(ARGV[2 * i - 1])
-  local cap = tonumber(ARGV[2 * i])
+for i = 1, #KEYS - p do
+  local key = KEYS[p + i]
+  local rate = tonumber(ARGV[2 * i])
+  local cap = tonumber(ARGV[2 * i + 1])
   local v = redis.call('HMGET', key, 't', 'ts')
   local t = tonumber(v[1]) or cap
   local ts = tonumber(v[2]) or now
@@ -90,10 +105,10 @@ for i = 1, #KEYS - 1 do
   tokens[i] = t
 end
 if wait > 0 then return wait end
-for i = 1, #KEYS - 1 do
-  local key = KEYS[i + 1]
-  local rate = tonumber(ARGV[2 * i - 1])
-  local cap = tonumber(ARGV[2 * i])
+for i = 1, #KEYS - p do
+  local key = KEYS[p + i]
+  local rate = tonumber(ARGV[2 * i])
+  local cap = tonumber(ARGV[2 * i + 1])
   redis.call('HSET', key, 't', tostring(tokens[i] - 1), 'ts', now)
   redis.call('PEXPIRE', key, math.ceil(cap * 1000 / rate) + 1000)
 end
@@ -108,14 +123,14 @@ return 0
 
 export interface RateLimiter {
   /**
-   * 0 when the message may go now (tokens taken), else ms to wait (nothing taken). With a
-   * `pauseKey` (pauseKeyOf), a sender the provider told to slow down waits out the pause first.
+   * 0 when the message may go now (tokens taken), else ms to wait (nothing taken). While one of
+   * `pauses` (pauseKeys) lives, the message waits out the longest first.
    */
-  take(limits: readonly RateLimit[], pauseKey?: string): Promise<number>;
+  take(limits: readonly RateLimit[], pauses?: readonly string[]): Promise<number>;
   /**
-   * The provider said the sender is over its throughput (PROTOCOLS.md §1.7: 130429 "backoff +
-   * global throttle"; an HTTP 429): every process holds all of the sender's messages for `ms`,
-   * not only the one that got the answer.
+   * The provider said to slow down (PROTOCOLS.md §1.7: 130429 "backoff + global throttle"; a
+   * 429): every process holds the messages that check `pauseKey` for `ms`, not only the one that
+   * got the answer.
    */
   pause(pauseKey: string, ms: number): Promise<void>;
 }
@@ -130,12 +145,10 @@ export function createRateLimiter(redis: Redis, prefix: string): RateLimiter {
   if (typeof r.sbTakeTokens !== 'function') redis.defineCommand('sbTakeTokens', { lua: TAKE_TOKENS_LUA });
   if (typeof r.sbPause !== 'function') redis.defineCommand('sbPause', { lua: PAUSE_LUA });
   return {
-    async take(limits, pauseKey) {
-      if (limits.length === 0 && pauseKey === undefined) return 0;
-      // Without a pause key, one that never exists (in the first bucket's slot, for Redis Cluster).
-      const pause = `${prefix}:rl:${pauseKey ?? `${limits[0]!.key}:no-pause`}`;
-      const keys = [pause, ...limits.map((l) => `${prefix}:rl:${l.key}`)];
-      const args = limits.flatMap((l) => [l.perSecond, l.burst]);
+    async take(limits, pauses = []) {
+      if (limits.length === 0 && pauses.length === 0) return 0;
+      const keys = [...pauses, ...limits.map((l) => l.key)].map((k) => `${prefix}:rl:${k}`);
+      const args = [pauses.length, ...limits.flatMap((l) => [l.perSecond, l.burst])];
       return Number(await r.sbTakeTokens(keys.length, ...keys, ...args));
     },
     async pause(pauseKey, ms) {

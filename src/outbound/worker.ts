@@ -1,10 +1,10 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { createRedis, type Deps } from '../deps.js';
 import { providerFor } from '../providers/registry.js';
-import type { SendResult } from '../providers/types.js';
+import type { ProviderName, SendResult } from '../providers/types.js';
 import { deliveryJobDataSchema } from '../queue/delivery-jobs.js';
 import { QUEUE_DELIVERIES } from '../queue/names.js';
-import { createRateLimiter, pauseKeyOf, rateLimitsFor, senderTag } from './rate-limit.js';
+import { createRateLimiter, pauseKeys, rateLimitsFor } from './rate-limit.js';
 import { createSweeper, type Sweeper } from './sweeper.js';
 
 /**
@@ -21,14 +21,17 @@ const MIN_PAUSE_MS = 1_000;
 const MAX_PAUSE_MS = 60_000;
 
 /**
- * How long the whole sender should wait after this answer, or null: a 429 from any provider (with
- * its Retry-After / retry_after when it gave one) or a Meta throughput code. Not a pair rate limit
- * (131056, one recipient): messages to a recipient already wait for each other (compose.ts).
+ * The pause a provider's answer calls for, or null (see pauseKeys for where each applies):
+ * WhatsApp Business by Meta's code alone (PROTOCOLS.md §0: branch on the code; a pair rate limit,
+ * 131056, may come as HTTP 429 and is one recipient's, whose messages wait for each other anyway);
+ * the others on an HTTP 429, for its Retry-After / retry_after, 1 s to 60 s.
  */
-export function senderPauseMs(result: SendResult): number | null {
+export function pauseFor(provider: ProviderName, result: SendResult): { scope: 'sender' | 'chat'; ms: number } | null {
   if (result.ok) return null;
-  if (result.httpStatus !== 429 && !WABA_THROUGHPUT_CODES.has(result.code)) return null;
-  return Math.min(MAX_PAUSE_MS, Math.max(MIN_PAUSE_MS, result.retryAfterMs ?? MIN_PAUSE_MS));
+  const limited = provider === 'whatsapp_business' ? WABA_THROUGHPUT_CODES.has(result.code) : result.httpStatus === 429;
+  if (!limited) return null;
+  const ms = Math.min(MAX_PAUSE_MS, Math.max(MIN_PAUSE_MS, result.retryAfterMs ?? MIN_PAUSE_MS));
+  return { scope: provider === 'telegram' || provider === 'whatsapp' ? 'chat' : 'sender', ms };
 }
 
 export interface DeliveryWorkerOptions {
@@ -68,16 +71,19 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
     let at = deps.clock.now();
     let started = performance.now();
     let channelId: string | undefined;
-    let pauseKey: string | undefined;
+    let pauses: { sender: string; chat: string } | undefined;
+    let provider: ProviderName | undefined;
     if (plan.kind === 'fail') {
       result = { ok: false, retryable: false, code: plan.code, message: plan.error };
     } else {
       channelId = plan.channelId;
-      pauseKey = pauseKeyOf(senderTag(plan.channelId, plan.messenger));
-      const wait = await limiter.take(rateLimitsFor(plan.channelId, plan.messenger, plan.message.to), pauseKey);
+      pauses = pauseKeys(plan.channelId, plan.messenger, plan.message.to);
+      provider = plan.messenger.provider;
+      const wait = await limiter.take(rateLimitsFor(plan.channelId, plan.messenger, plan.message.to), [pauses.sender, pauses.chat]);
       if (wait > 0) {
-        // Spread the waiters so they do not all come back in the same millisecond.
-        await job.moveToDelayed(Date.now() + wait + Math.floor(Math.random() * wait), token);
+        // Spread the waiters so they do not all come back in the same millisecond (by up to a
+        // second: a minute's pause is not doubled).
+        await job.moveToDelayed(Date.now() + wait + Math.floor(Math.random() * Math.min(wait, 1_000)), token);
         throw new DelayedError();
       }
       at = deps.clock.now();
@@ -104,11 +110,11 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
       }
     }
     const durationMs = Math.round(performance.now() - started);
-    const pauseMs = pauseKey === undefined ? null : senderPauseMs(result);
-    if (pauseMs !== null) {
-      // Every process holds the sender's messages for a while, not only this one (see RateLimiter.pause).
-      await limiter.pause(pauseKey!, pauseMs).catch((err: Error) => log.warn({ err: err.message, channelId }, 'could not pause the sender'));
-      log.warn({ channelId, code: result.ok ? undefined : result.code, pauseMs }, 'provider says the sender is over its throughput; its messages wait');
+    const pause = pauses === undefined || provider === undefined ? null : pauseFor(provider, result);
+    if (pause !== null) {
+      // Every process holds those messages for a while, not only this one (see RateLimiter.pause).
+      await limiter.pause(pauses![pause.scope], pause.ms).catch((err: Error) => log.warn({ err: err.message, channelId }, 'could not pause sending'));
+      log.warn({ channelId, code: result.ok ? undefined : result.code, scope: pause.scope, pauseMs: pause.ms }, 'provider says to slow down; messages wait');
     }
     let recorded: Awaited<ReturnType<typeof outbound.recordAttempt>>;
     try {
