@@ -423,6 +423,21 @@ describe('offers and timeouts, when the agent or the channel changes', () => {
     expect(conv(offered)).toMatchObject({ state: 'offered', agentId: b.id });
   });
 
+  it('removing an agent whose offer is past its deadline applies the timeout: a decline, and not_responding', async () => {
+    const a = await agent('Ana');
+    const b = await agent('Bo');
+    await online(a.id);
+    const ch = await channel([a.id, b.id], { utilization: 20, ...offers(30) });
+    const c = enqueue(ch);
+    acd().dispatch(ch);
+    expect(conv(c)).toMatchObject({ state: 'offered', agentId: a.id });
+    clock.advance(45_000); // the timer is late
+    expect((await h.api('PATCH', `/api/channels/${ch}`, { agentIds: [b.id] })).status).toBe(200);
+    expect(conv(c)).toMatchObject({ state: 'queued', agentId: null });
+    expect(declines(c)).toEqual([{ agent_id: a.id, reason: 'timeout' }]);
+    expect(agentRow(a.id)).toMatchObject({ status: 'busy', substatus: 'not_responding', load: 0 });
+  });
+
   it('deleting a channel closes its conversations in every state and releases the agents holding them', async () => {
     const a = await agent('Ana');
     await online(a.id);

@@ -1,10 +1,10 @@
 import { and, eq } from 'drizzle-orm';
-import { agents, channelCompletionCodes, conversationDeclines, conversations } from '../db/schema.js';
+import { channelCompletionCodes, conversationDeclines, conversations } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { addToOutbox, type OutboxItem } from '../queue/outbox.js';
 import type { ServiceContext } from '../services.js';
 import { createBestAgentQueries } from './best-agent.js';
-import { agentEvent, closeHeld, recordDecline, recordHistory, returnToFront, takeBackOffersOf, timeOutOffer, type Tx } from './transitions.js';
+import { agentEvent, closeHeld, markNotResponding, recordDecline, recordHistory, returnToFront, timeOutOffer, type Tx } from './transitions.js';
 
 /**
  * Automatic distribution (DESIGN.md §2). Every decision runs in one IMMEDIATE transaction, so it
@@ -168,18 +168,6 @@ export function createAcdService(ctx: ServiceContext) {
     const out = db.transaction((tx) => fn(tx, now), { behavior: 'immediate' });
     ctx.notifyOutbox();
     return out;
-  }
-
-  /** Takes the agent out of rotation after an unanswered offer (§2.4) and rescinds its other offers. */
-  function markNotResponding(tx: Tx, agentId: string, now: number): void {
-    const res = tx
-      .update(agents)
-      .set({ status: 'busy', substatus: 'not_responding', statusChangedAt: now, updatedAt: now })
-      .where(and(eq(agents.id, agentId), eq(agents.status, 'online')))
-      .run();
-    if (res.changes !== 1) return;
-    takeBackOffersOf(tx, agentId, 'agent_left_online', now);
-    addToOutbox(tx, now, [agentEvent(agentId, 'status', { status: 'busy', substatus: 'not_responding' })]);
   }
 
   /**

@@ -157,14 +157,23 @@ export function timeOutOffer(tx: Tx, conv: HeldConversation, now: number): boole
  * already past its deadline timed out before that, even if its timer has not run: it counts as
  * the agent's decline (timeOutOffer), as an accept or reject after the deadline does (§2.4).
  */
-export function takeBackOffer(tx: Tx, conv: HeldConversation & { offerExpiresAt: number | null }, reason: string, now: number): void {
-  if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) {
-    timeOutOffer(tx, conv, now);
-    return;
-  }
-  if (conv.agentId && returnToFront(tx, conv, reason, now)) {
-    addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-rescinded', { conversationId: conv.id, reason })]);
-  }
+export function takeBackOffer(tx: Tx, conv: HeldConversation & { offerExpiresAt: number | null }, reason: string, now: number): 'timed-out' | 'rescinded' | 'gone' {
+  if (conv.offerExpiresAt !== null && now >= conv.offerExpiresAt) return timeOutOffer(tx, conv, now) ? 'timed-out' : 'gone';
+  if (!conv.agentId || !returnToFront(tx, conv, reason, now)) return 'gone';
+  addToOutbox(tx, now, [agentEvent(conv.agentId, 'offer-rescinded', { conversationId: conv.id, reason })]);
+  return 'rescinded';
+}
+
+/** Takes the agent out of rotation after an unanswered offer (§2.4) and takes back its other offers. */
+export function markNotResponding(tx: Tx, agentId: string, now: number): void {
+  const res = tx
+    .update(agents)
+    .set({ status: 'busy', substatus: 'not_responding', statusChangedAt: now, updatedAt: now })
+    .where(and(eq(agents.id, agentId), eq(agents.status, 'online')))
+    .run();
+  if (res.changes !== 1) return;
+  takeBackOffersOf(tx, agentId, 'agent_left_online', now);
+  addToOutbox(tx, now, [agentEvent(agentId, 'status', { status: 'busy', substatus: 'not_responding' })]);
 }
 
 /** Takes back every pending offer of the agent (takeBackOffer). */

@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
-import { agentEvent, closeAny, closeHeld, takeBackOffer, type Tx } from '../acd/transitions.js';
+import { agentEvent, closeAny, closeHeld, markNotResponding, takeBackOffer, type Tx } from '../acd/transitions.js';
 import {
   agents,
   channelAgents,
@@ -247,7 +247,9 @@ export function createChannelService(ctx: ServiceContext) {
       .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'offered')))
       .all();
     for (const conv of offered) {
-      if (conv.agentId !== null && !agentIds.includes(conv.agentId)) takeBackOffer(tx, conv, 'agent_removed_from_channel', now);
+      if (conv.agentId === null || agentIds.includes(conv.agentId)) continue;
+      // Timed out before the change, its timer late: the agent goes not_responding as at the timer (§2.4).
+      if (takeBackOffer(tx, conv, 'agent_removed_from_channel', now) === 'timed-out') markNotResponding(tx, conv.agentId, now);
     }
   }
 
