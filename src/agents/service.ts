@@ -85,7 +85,10 @@ export function createAgentService(ctx: ServiceContext) {
 
 
   return {
-    async create(input: { name: string; email: string }): Promise<AgentView & { token: string }> {
+    async create(raw: { name: string; email: string }): Promise<AgentView & { token: string }> {
+      // Stored lowercased: one mailbox is one agent, and the unique index then sees that too
+      // (across processes, where the check below cannot).
+      const input = { ...raw, email: raw.email.toLowerCase() };
       const token = `${AGENT_TOKEN_PREFIX}${randomToken(24)}`;
       const tokenHash = await sha256Hex(token);
       // Check and insert with no await between: a second request for the same email cannot come
@@ -130,7 +133,8 @@ export function createAgentService(ctx: ServiceContext) {
       return db.select({ id: agents.id }).from(agents).where(eq(agents.id, id)).get() !== undefined;
     },
 
-    update(id: string, patch: { name?: string | undefined; email?: string | undefined }): AgentView {
+    update(id: string, raw: { name?: string | undefined; email?: string | undefined }): AgentView {
+      const patch = { ...raw, ...(raw.email !== undefined ? { email: raw.email.toLowerCase() } : {}) };
       getRow(id);
       if (patch.email !== undefined) assertEmailFree(patch.email, id);
       db.update(agents)

@@ -248,6 +248,7 @@ describe('agents API', () => {
     await h.api('POST', '/api/agents', { name: 'A', email: 'a@example.com' });
     expect((await h.api('POST', '/api/agents', { name: 'A2', email: 'a@example.com' })).status).toBe(409);
     expect((await h.api('POST', '/api/agents', { name: 'A3', email: 'A@Example.COM' })).status).toBe(409); // one mailbox
+    expect((await json(await h.api('POST', '/api/agents', { name: 'D', email: 'Dora@Example.com' }))).email).toBe('dora@example.com');
     // Two at once (a double click): one is created, the other is a 409, not a 500.
     const both = await Promise.all(['B1', 'B2'].map((name) => h.api('POST', '/api/agents', { name, email: 'b@example.com' })));
     expect(both.map((r) => r.status).sort()).toEqual([201, 409]);
