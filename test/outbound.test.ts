@@ -355,6 +355,9 @@ describe('a failure the provider reports after accepting the message', () => {
     expect(messageRow(h, messageId)).toMatchObject({ status: 'failed', error_code: '131047' });
     expect(deliveryRow(h, deliveryId)).toMatchObject({ status: 'dead', last_error_code: '131047' });
     expect(deliveryRow(h, deliveryId).last_error).toMatch(/^template_required:/);
+    const attempts = (await json(await h.api('GET', `/api/deliveries/${deliveryId}`))).attempts;
+    expect(attempts.map((a: any) => [a.outcome, a.providerCode])).toEqual([['sent', null], ['failed', '131047']]);
+    expect(attempts[1].error).toContain(wamid); // kept through a replay, which clears it from the message
     const dead = (await json(await h.api('GET', `/api/deliveries?status=dead&errorCode=131047&channelId=${ch.id}`))).data;
     expect(dead.map((d: any) => d.id)).toEqual([deliveryId]);
     expect((await h.api('POST', `/api/deliveries/${deliveryId}/replay`)).status).toBe(202);

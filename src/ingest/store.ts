@@ -143,7 +143,13 @@ export function createIngestStore(sqlite: Database.Database) {
     updateMessageStatus: sqlite.prepare('UPDATE messages SET status = ?, error_code = coalesce(?, error_code), updated_at = ? WHERE id = ?'),
     // The provider took the message, then reported that it failed: the delivery did not deliver.
     deliveryFailedLater: sqlite.prepare(
-      "UPDATE deliveries SET status = 'dead', last_error_code = @code, last_error = @error, updated_at = @now WHERE message_id = @messageId AND status = 'sent'",
+      "UPDATE deliveries SET status = 'dead', last_error_code = @code, last_error = @error, updated_at = @now WHERE message_id = @messageId AND status = 'sent' RETURNING id, replays, attempts",
+    ),
+    // In the attempt log too, with the provider's id of the send it concerns: a replay clears that
+    // id from the message (ops.ts), and last_error is the next attempt's to overwrite.
+    logLateFailure: sqlite.prepare(
+      `INSERT INTO delivery_attempts (delivery_id, cycle, attempt, at, outcome, http_status, provider_code, error, duration_ms)
+       VALUES (@id, @replays, @attempts, @now, 'failed', NULL, @code, @error, 0)`,
     ),
     insertOutbox: sqlite.prepare('INSERT INTO outbox (kind, payload, created_at) VALUES (?, ?, ?)'),
     contactById: sqlite
@@ -320,7 +326,8 @@ export function createIngestStore(sqlite: Database.Database) {
             if (ev.status === 'failed') {
               const code = ev.errorCode ?? 'failed';
               const error = describeFailure(channel.provider, code, ev.errorTitle ?? 'the provider reported the message as failed after accepting it');
-              s.deliveryFailedLater.run({ code, error, now, messageId: msg.id });
+              const failed = s.deliveryFailedLater.get({ code, error, now, messageId: msg.id }) as { id: string; replays: number; attempts: number } | undefined;
+              if (failed) s.logLateFailure.run({ ...failed, now, code, error: `${error} (reported after the send, for provider message ${ev.providerMessageId})` });
             }
           }
           out.statuses++;
