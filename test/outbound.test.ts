@@ -368,6 +368,33 @@ describe('a failure the provider reports after accepting the message', () => {
   });
 });
 
+describe('an api channel\'s callback that answers 410 Gone (PROTOCOLS.md §4: disable the endpoint)', () => {
+  it('is not called again until the channel\'s messenger settings are PATCHed; its deliveries end dead at once', async () => {
+    setup();
+    const agent = await createAgent(h);
+    const ch = await createChannel(h, fakes, 'api', { agentIds: [agent.id] });
+    const { conversationId } = await activeConversation(h, ch, agent.id, 'crm-410');
+    const send = async (text: string) =>
+      (await json(await h.api('POST', `/api/conversations/${conversationId}/messages`, { text }, agent.token))).deliveryId as string;
+    const calls = () => fakes.callback.requests.filter((r) => r.method === 'POST').length;
+    fakes.callback.script({ status: 410 });
+    const first = await send('one');
+    expect(await settled(h, first)).toMatchObject({ status: 'dead', last_error_code: 'gone' });
+    const disabledAt = (await json(await h.api('GET', `/api/channels/${ch.id}`))).callbackDisabledAt;
+    expect(typeof disabledAt).toBe('number');
+    const before = calls();
+
+    const second = await send('two');
+    expect(await settled(h, second)).toMatchObject({ status: 'dead', last_error_code: 'endpoint_disabled' });
+    expect(calls()).toBe(before); // not called
+
+    expect((await h.api('PATCH', `/api/channels/${ch.id}`, { messenger: { provider: 'api', callbackUrl: ch.messenger.callbackUrl } })).status).toBe(200);
+    expect((await json(await h.api('GET', `/api/channels/${ch.id}`))).callbackDisabledAt).toBeNull();
+    expect((await h.api('POST', `/api/deliveries/${second}/replay`)).status).toBe(202);
+    expect(await settled(h, second)).toMatchObject({ status: 'sent' });
+  });
+});
+
 describe('the provider says the sender is over its throughput', () => {
   it('pauses by Meta\'s code for WhatsApp Business, by a 429 elsewhere; a chat for Telegram and WAHA', () => {
     const fail = (code: string, httpStatus: number, retryAfterMs?: number) => ({ ok: false as const, retryable: true, code, message: 'x', httpStatus, retryAfterMs });

@@ -31,6 +31,8 @@ type ChannelRow = typeof channels.$inferSelect;
 export interface Channel extends ChannelSettings {
   id: string;
   webhookKey: string;
+  /** An `api` channel's callback answered 410 Gone then; null while it is called (see schema). */
+  callbackDisabledAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -46,6 +48,8 @@ export interface ChannelView {
   writeFirst: ChannelSettings['writeFirst'];
   handling: ChannelSettings['handling'];
   agentIds: string[];
+  /** When an `api` channel's callback answered 410 Gone; its deliveries fail at once until a PATCH of `messenger`. */
+  callbackDisabledAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -125,6 +129,7 @@ export function createChannelService(ctx: ServiceContext) {
         completionCodeTimeoutSec: row.completionCodeTimeoutSec,
       },
       agentIds,
+      callbackDisabledAt: row.callbackDisabledAt,
       createdAt: row.createdAt,
       updatedAt: row.updatedAt,
     };
@@ -141,6 +146,7 @@ export function createChannelService(ctx: ServiceContext) {
       writeFirst: ch.writeFirst,
       handling: ch.handling,
       agentIds: ch.agentIds,
+      callbackDisabledAt: ch.callbackDisabledAt,
       createdAt: ch.createdAt,
       updatedAt: ch.updatedAt,
     };
@@ -346,7 +352,7 @@ export function createChannelService(ctx: ServiceContext) {
 
     patch(id: string, patch: Record<string, unknown>): ChannelView {
       const stored = hydrate(liveRow(id));
-      const { id: _id, webhookKey: _k, createdAt: _c, updatedAt: _u, ...storedSettings } = stored;
+      const { id: _id, webhookKey: _k, callbackDisabledAt: _d, createdAt: _c, updatedAt: _u, ...storedSettings } = stored;
       const merged = mergeSettings(storedSettings, structuredClone(patch));
       let generated: Record<string, string> = {};
       if (isRecord(patch.messenger) && patch.messenger.provider && patch.messenger.provider !== stored.messenger.provider) {
@@ -377,7 +383,8 @@ export function createChannelService(ctx: ServiceContext) {
       db.transaction(
         (tx) => {
           tx.update(channels)
-            .set({ ...columns(settings), updatedAt: now })
+            // Messenger settings sent again (a fixed callback URL, say) call a disabled callback again.
+            .set({ ...columns(settings), ...(isRecord(patch.messenger) ? { callbackDisabledAt: null } : {}), updatedAt: now })
             .where(eq(channels.id, id))
             .run();
           writeSettings(tx, id, settings, now);

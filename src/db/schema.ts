@@ -63,6 +63,11 @@ export const channels = sqliteTable(
     autoAnswer: integer({ mode: 'boolean' }).notNull(),
     notificationTimeoutSec: integer(),
     completionCodeTimeoutSec: integer(),
+    /**
+     * An `api` channel's callback answered 410 Gone (PROTOCOLS.md §4: disable the endpoint): its
+     * deliveries end dead at once until a PATCH of its messenger settings enables it again.
+     */
+    callbackDisabledAt: integer(),
     createdAt: integer().notNull(),
     updatedAt: integer().notNull(),
     deletedAt: integer(),

@@ -51,6 +51,7 @@ interface LoadRow {
   provider: ProviderName;
   messenger: string;
   deleted_at: number | null;
+  callback_disabled_at: number | null;
 }
 
 /** Meta's "re-engagement" error: the 24-hour window closed (PROTOCOLS.md §1.6). */
@@ -95,7 +96,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
   const q = {
     load: sqlite.prepare(
       `SELECT d.id, d.status, d.attempts, d.replays, d.channel_id, m.id AS message_id, m.conversation_id, m.agent_id,
-              m.kind, m.text, m.details, c.provider, c.messenger, c.deleted_at
+              m.kind, m.text, m.details, c.provider, c.messenger, c.deleted_at, c.callback_disabled_at
        FROM deliveries d JOIN messages m ON m.id = d.message_id JOIN channels c ON c.id = d.channel_id
        WHERE d.id = ?`,
     ),
@@ -158,6 +159,10 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
        WHERE f.held_behind IS NOT NULL AND f.status IN ('pending', 'retrying') AND h.status IN ('sent', 'dead') LIMIT @limit`,
     ),
     moveRecipient: sqlite.prepare('UPDATE deliveries SET recipient = @to WHERE message_id = @messageId'),
+    // PROTOCOLS.md §4: a 410 from an api channel's callback disables the endpoint.
+    disableCallback: sqlite.prepare(
+      "UPDATE channels SET callback_disabled_at = @now WHERE id = @channelId AND provider = 'api' AND callback_disabled_at IS NULL",
+    ),
     recipient: sqlite.prepare("SELECT json_extract(details, '$.to') AS \"to\", json_extract(details, '$.migratedFrom') AS migratedFrom FROM messages WHERE id = ?"),
     moveMessage: sqlite.prepare(
       "UPDATE messages SET details = json_set(coalesce(details, '{}'), '$.to', @to, '$.migratedFrom', @from), updated_at = @now WHERE id = @messageId",
@@ -209,6 +214,13 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         return { kind: 'skip', reason: `stale job (delivery at cycle ${row.replays}, attempt ${row.attempts + 1} next)` };
       }
       if (row.deleted_at !== null) return { kind: 'fail', code: 'channel_deleted', error: `channel ${row.channel_id} was deleted` };
+      if (row.callback_disabled_at !== null) {
+        return {
+          kind: 'fail',
+          code: 'endpoint_disabled',
+          error: `the callback answered 410 Gone at ${new Date(row.callback_disabled_at).toISOString()}; PATCH the channel's messenger settings to call it again`,
+        };
+      }
       const details = (row.details ? JSON.parse(row.details) : {}) as OutboundDetails;
       const content =
         row.kind === 'template' && details.template ? { template: details.template } : { text: row.text ?? '' };
@@ -296,6 +308,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         }
         if (q.markDead.run(fields).changes !== 1) return { outcome: 'stale' as const };
         q.messageFailed.run({ messageId: info.message_id, code: result.code, now });
+        if (info.provider === 'api' && result.httpStatus === 410) q.disableCallback.run({ channelId: info.channel_id, now });
         return { outcome: 'dead' as const, released: releaseNext(job.deliveryId, now) };
       });
       if (out.outcome === 'retrying' || ('released' in out && out.released)) ctx.notifyOutbox();

@@ -160,6 +160,7 @@ describe('sendApi', () => {
   type Expected = { retryable: boolean; code: string; httpStatus: number; retryAfterMs?: number };
   it.each<[string, ScriptedReply, Expected]>([
     ['410 gone', { status: 410 }, { retryable: false, code: 'gone', httpStatus: 410 }],
+    ['503 with webhook-delivery: abort-message (stop retrying this one)', { status: 503, headers: { 'webhook-delivery': 'abort-message' } }, { retryable: false, code: 'aborted_by_receiver', httpStatus: 503 }],
     ['503 with Retry-After: 5', { status: 503, headers: { 'retry-after': '5' } }, { retryable: true, code: 'http_503', httpStatus: 503, retryAfterMs: 5000 }],
     ['429 with Retry-After: 120', { status: 429, headers: { 'retry-after': '120' } }, { retryable: true, code: 'http_429', httpStatus: 429, retryAfterMs: 120_000 }],
     ['502', { status: 502 }, { retryable: true, code: 'http_502', httpStatus: 502 }],

@@ -62,6 +62,16 @@ export async function sendApi(cfg: ApiSendConfig, msg: OutboundMessage, ctx: Sen
   if (reply.status >= 200 && reply.status < 300) {
     return { ok: true, providerMessageId: msg.messageId, httpStatus: reply.status };
   }
+  // Svix's convention (PROTOCOLS.md §4): the receiver asks us to stop retrying this message.
+  if (reply.headers.get('webhook-delivery')?.trim().toLowerCase() === 'abort-message') {
+    return {
+      ok: false,
+      retryable: false,
+      code: 'aborted_by_receiver',
+      message: `callback answered HTTP ${reply.status} with webhook-delivery: abort-message`,
+      httpStatus: reply.status,
+    };
+  }
   if (reply.status === 410) {
     return {
       ok: false,

@@ -1,0 +1,1 @@
+ALTER TABLE `channels` ADD `callback_disabled_at` integer;
