@@ -245,6 +245,35 @@ describe('WhatsApp Business webhooks', () => {
     // Someone new at the old number is someone new.
     await postWaba(ch, wabaText({ id: 'wamid.N4', from: '4915112345678', name: 'Bo' }));
     expect(count('contacts')).toBe(2);
+    // Meta redelivers the old notice: a duplicate changes nothing, the new owner keeps the old number.
+    expect(await json(await postWaba(ch, changed))).toMatchObject({ stored: 0, duplicates: 1 });
+    const phones = h.deps.db.$client.prepare('SELECT provider_contact_id, phone FROM contacts ORDER BY provider_contact_id').all();
+    expect(phones).toEqual([
+      { provider_contact_id: '4915112345678', phone: '4915112345678' },
+      { provider_contact_id: '4915199999999', phone: '4915199999999' },
+    ]);
+  });
+
+  it('a number change to a number that wrote first retires the old id, so the old number reaches no one through it', async () => {
+    const ch = await wabaChannel();
+    await postWaba(ch, wabaText({ id: 'wamid.M1', from: '4915112345678' }));
+    await postWaba(ch, wabaText({ id: 'wamid.M2', from: '4915199999999' })); // the new number, before the notice
+    const changed = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ id: '1', changes: [{ field: 'messages', value: {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
+        messages: [{ from: '4915112345678', id: 'wamid.M3', timestamp: '1767225660', type: 'system',
+          system: { body: 'changed', wa_id: '4915199999999', type: 'user_changed_number' } }],
+      } }] }],
+    });
+    expect((await postWaba(ch, changed)).status).toBe(200);
+    const rows = h.deps.db.$client.prepare('SELECT provider_contact_id, phone FROM contacts ORDER BY created_at').all() as Array<{ provider_contact_id: string; phone: string }>;
+    expect(rows[0]!.provider_contact_id).toMatch(/^4915112345678@moved-\d+$/);
+    expect(rows[0]!.phone).toBe('4915199999999');
+    expect(rows[1]).toEqual({ provider_contact_id: '4915199999999', phone: '4915199999999' });
+    await postWaba(ch, wabaText({ id: 'wamid.M4', from: '4915112345678', name: 'Someone else' }));
+    expect(count('contacts')).toBe(3); // the old number's new owner is a contact of their own
   });
 
   it('keeps one contact when its sender later comes with a business-scoped user id', async () => {

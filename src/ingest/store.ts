@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { newId } from '../lib/ids.js';
 import { describeFailure } from '../outbound/store.js';
+import { phoneDigits } from '../providers/helpers.js';
 import { createContactMover } from './contact-move.js';
 import type { MessageKind, NormalizedContact, NormalizedEvent, OutboundStatus, ProviderName } from '../providers/types.js';
 
@@ -79,12 +80,13 @@ function unblockTime(ev: Extract<NormalizedEvent, { type: 'message' }>, now: num
 /**
  * Which kinds of inbound message open a new conversation when the contact has none open: all but
  * an edit of an earlier message and a reaction to one (a thumbs-up after the close, a live
- * location moving on), which go with the conversation they belong to.
+ * location moving on), and a provider's system notice (a changed number), which go with the
+ * conversation they belong to.
  */
 const OPENS_CONVERSATION: Record<MessageKind, boolean> = {
   text: true, image: true, video: true, audio: true, voice: true, document: true, sticker: true, location: true, contacts: true,
-  interactive: true, button: true, callback: true, order: true, system: true, unsupported: true, template: true,
-  edit: false, reaction: false,
+  interactive: true, button: true, callback: true, order: true, unsupported: true, template: true,
+  edit: false, reaction: false, system: false,
 };
 
 export function createIngestStore(sqlite: Database.Database) {
@@ -214,17 +216,20 @@ export function createIngestStore(sqlite: Database.Database) {
   }
 
   /**
-   * A WhatsApp user changed numbers (`user_changed_number`): the contact's phone is the new one,
-   * and so is its id where the id was the old number (not a business-scoped user id). Unlike a
-   * Telegram move no alias is kept: the old number may be someone else's next. When a contact with
-   * the new number exists already (they wrote from it first), its id stays that contact's.
+   * A WhatsApp user changed numbers (`user_changed_number`, a system message just stored: a
+   * redelivery of it changes nothing): the contact's phone is the new one, and so is its id where
+   * the id was the old number (not a business-scoped user id). Unlike a Telegram move nothing of the
+   * old number is kept: it may be someone else's next. When a contact with the new number exists
+   * already (they wrote from it first), that one keeps the id, and this one's id is retired
+   * (`<old>@moved-<ms>`), so a new owner of the old number is a new contact.
    */
-  function changeNumber(channel: IngestChannel, c: NormalizedContact, to: string, now: number): void {
-    const found = findContact(channel, c);
-    if (!found) return;
-    const [rowid, , providerContactId, , phone] = found;
+  function changeNumber(channel: IngestChannel, row: ContactRow, c: NormalizedContact, ev: Extract<NormalizedEvent, { type: 'message' }>, now: number): void {
+    const to = phoneDigits(ev.details?.waId as string | undefined);
+    if (channel.provider !== 'whatsapp_business' || ev.details?.systemType !== 'user_changed_number' || to === undefined) return;
+    const [rowid, , providerContactId, , phone] = row;
     const idWasNumber = providerContactId === phone || providerContactId === c.phone;
-    const keyedBy = idWasNumber && !s.contactByProviderId.get(channel.id, to) ? to : providerContactId;
+    let keyedBy = providerContactId;
+    if (idWasNumber) keyedBy = s.contactByProviderId.get(channel.id, to) ? `${providerContactId}@moved-${now}` : to;
     s.changeNumber.run(keyedBy, to, now, rowid);
   }
 
@@ -268,6 +273,7 @@ export function createIngestStore(sqlite: Database.Database) {
               return;
             }
             refreshContact(found, contact, wroteAt(ev, now), unblockTime(ev, now), now);
+            if (ev.kind === 'system') changeNumber(channel, found, contact, ev, now);
             if (agentId && (state === 'active' || state === 'offered')) {
               addOutbox(out, 'event', { agentId, event: 'message', data: { conversationId } }, now);
             }
@@ -280,18 +286,21 @@ export function createIngestStore(sqlite: Database.Database) {
             return;
           }
           if (!OPENS_CONVERSATION[ev.kind]) {
-            // An edit of, or a reaction to, an earlier message is nobody starting a conversation:
-            // kept with the conversation it belongs to (closed), never a new one in the queue.
+            // An edit of, or a reaction to, an earlier message, or a system notice, is nobody
+            // starting a conversation: kept with the conversation it belongs to (closed), never a
+            // new one in the queue.
             if (!found || !latest) {
               if (s.insertInboundEvent.run(channel.id, `ignored:${ev.providerMessageId}`, 'ignored', `${ev.kind} without a conversation`, now).changes === 0) {
                 out.duplicates++;
                 return;
               }
+              if (found && ev.kind === 'system') changeNumber(channel, found, contact, ev, now);
               out.ignored++;
               return;
             }
             insertMessage(channel.id, latest[0], ev, now);
             refreshContact(found, contact, wroteAt(ev, now), unblockTime(ev, now), now);
+            if (ev.kind === 'system') changeNumber(channel, found, contact, ev, now);
             out.stored++;
             return;
           }
@@ -350,9 +359,8 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'moved':
-          if (channel.provider === 'whatsapp_business') changeNumber(channel, ev.contact, ev.to, now);
           // Telegram tells both chats; the second notice finds the contact moved already.
-          else mover.move(channel.id, ev.contact.providerContactId, ev.to, now);
+          mover.move(channel.id, ev.contact.providerContactId, ev.to, now);
           out.statuses++;
           return;
         case 'ignored':

@@ -136,7 +136,6 @@ const cases: [string, NormalizedEvent[]][] = [
         { systemType: 'user_changed_number', waId: '4915199999999' },
         { contact: { providerContactId: '4915112345678', phone: '4915112345678' } },
       ),
-      { type: 'moved', routeKey: '109876543210001', contact: { providerContactId: '4915112345678', phone: '4915112345678' }, to: '4915199999999', at: 1767225600000 },
     ],
   ],
   ['unsupported', [message('wamid.SB_UNS_0001', 'unsupported', null, { type: 'unsupported', unsupportedType: 'edit', errors: errors131051 })]],

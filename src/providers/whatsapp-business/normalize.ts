@@ -227,12 +227,7 @@ function normalizeValue(raw: unknown, path: PathSegment[]): NormalizedEvent[] {
   const senders = new Set(messages.map((m) => m.from_user_id ?? m.from));
   messages.forEach((msg, k) => {
     const contact = findContact(contacts, msg, senders.size === 1);
-    const event = normalizeMessage(msg, value.messages?.[k], contact, routeKey, [...path, 'messages', k]);
-    events.push(event);
-    // "User changed from A to B": the contact is reached at B from now on (a reply to A could
-    // reach whoever gets that number next). Kept as a message for the agent, and a move.
-    const to = event.type === 'message' && event.details?.systemType === 'user_changed_number' ? phoneDigits(event.details.waId as string | undefined) : undefined;
-    if (event.type === 'message' && to !== undefined) events.push({ type: 'moved', routeKey, contact: event.contact, to, at: event.sentAt });
+    events.push(normalizeMessage(msg, value.messages?.[k], contact, routeKey, [...path, 'messages', k]));
   });
 
   (value.statuses ?? []).forEach((s, k) => {
