@@ -160,8 +160,10 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
     ),
     moveRecipient: sqlite.prepare('UPDATE deliveries SET recipient = @to WHERE message_id = @messageId'),
     // PROTOCOLS.md §4: a 410 from an api channel's callback disables the endpoint.
+    // Not when the channel changed after the attempt started: a 410 from the old URL must not
+    // disable the one a PATCH just put in.
     disableCallback: sqlite.prepare(
-      "UPDATE channels SET callback_disabled_at = @now WHERE id = @channelId AND provider = 'api' AND callback_disabled_at IS NULL",
+      "UPDATE channels SET callback_disabled_at = @now WHERE id = @channelId AND provider = 'api' AND callback_disabled_at IS NULL AND updated_at <= @attemptAt",
     ),
     recipient: sqlite.prepare("SELECT json_extract(details, '$.to') AS \"to\", json_extract(details, '$.migratedFrom') AS migratedFrom FROM messages WHERE id = ?"),
     moveMessage: sqlite.prepare(
@@ -308,7 +310,7 @@ export function createDeliveryStore(ctx: ServiceContext, committer: GroupCommitt
         }
         if (q.markDead.run(fields).changes !== 1) return { outcome: 'stale' as const };
         q.messageFailed.run({ messageId: info.message_id, code: result.code, now });
-        if (info.provider === 'api' && result.httpStatus === 410) q.disableCallback.run({ channelId: info.channel_id, now });
+        if (info.provider === 'api' && result.httpStatus === 410) q.disableCallback.run({ channelId: info.channel_id, now, attemptAt: timing.at });
         return { outcome: 'dead' as const, released: releaseNext(job.deliveryId, now) };
       });
       if (out.outcome === 'retrying' || ('released' in out && out.released)) ctx.notifyOutbox();
