@@ -71,6 +71,18 @@ function wabaText(opts: { id: string; from?: string; body?: string; phoneNumberI
   });
 }
 
+/** Meta's notice that the user writing from `from` changed to number `to`. */
+function numberChanged(id: string, from: string, to: string) {
+  return JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [{ id: '1', changes: [{ field: 'messages', value: {
+      messaging_product: 'whatsapp',
+      metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
+      messages: [{ from, id, timestamp: '1767225660', type: 'system', system: { body: `User changed from ${from} to ${to}`, wa_id: to, type: 'user_changed_number' } }],
+    } }] }],
+  });
+}
+
 function wabaStatus(id: string, status: string, phoneNumberId = '106540352242922') {
   return JSON.stringify({
     object: 'whatsapp_business_account',
@@ -226,15 +238,7 @@ describe('WhatsApp Business webhooks', () => {
     const ch = await wabaChannel();
     await postWaba(ch, wabaText({ id: 'wamid.N1', from: '4915112345678' }));
     const contactId = (await conversationsOf(ch.id))[0]!.contactId;
-    const changed = JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [{ id: '1', changes: [{ field: 'messages', value: {
-        messaging_product: 'whatsapp',
-        metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
-        messages: [{ from: '4915112345678', id: 'wamid.N2', timestamp: '1767225660', type: 'system',
-          system: { body: 'User Ana changed from 4915112345678 to 4915199999999', wa_id: '4915199999999', type: 'user_changed_number' } }],
-      } }] }],
-    });
+    const changed = numberChanged('wamid.N2', '4915112345678', '4915199999999');
     expect(await json(await postWaba(ch, changed))).toMatchObject({ stored: 1 });
     expect(await json(await h.api('GET', `/api/contacts/${contactId}`))).toMatchObject({ providerContactId: '4915199999999', phone: '4915199999999' });
     // The next message, from the new number, is the same contact in its open conversation.
@@ -258,15 +262,7 @@ describe('WhatsApp Business webhooks', () => {
     const ch = await wabaChannel();
     await postWaba(ch, wabaText({ id: 'wamid.M1', from: '4915112345678' }));
     await postWaba(ch, wabaText({ id: 'wamid.M2', from: '4915199999999' })); // the new number, before the notice
-    const changed = JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [{ id: '1', changes: [{ field: 'messages', value: {
-        messaging_product: 'whatsapp',
-        metadata: { display_phone_number: '15550001111', phone_number_id: '106540352242922' },
-        messages: [{ from: '4915112345678', id: 'wamid.M3', timestamp: '1767225660', type: 'system',
-          system: { body: 'changed', wa_id: '4915199999999', type: 'user_changed_number' } }],
-      } }] }],
-    });
+    const changed = numberChanged('wamid.M3', '4915112345678', '4915199999999');
     expect((await postWaba(ch, changed)).status).toBe(200);
     const rows = h.deps.db.$client.prepare('SELECT provider_contact_id, phone FROM contacts ORDER BY created_at').all() as Array<{ provider_contact_id: string; phone: string }>;
     expect(rows[0]!.provider_contact_id).toMatch(/^4915112345678@moved-\d+$/);
