@@ -172,14 +172,27 @@ export function createIngestStore(sqlite: Database.Database) {
   }
 
   /**
-   * After findContact found nothing: the contact `c`'s id moved away from (see contact-move.ts),
-   * with `c` as it applies to that row (its current id kept). Only Telegram contacts move, and
-   * only a new sender gets here: not on every message.
+   * findContact, then, for a Telegram sender it finds nothing for, the contact its id moved away
+   * from (see contact-move.ts), with `c` as it applies to that row (its current id kept). Only
+   * Telegram contacts move, and only a new sender gets that far: not on every message.
    */
-  function findMovedContact(channelId: string, c: NormalizedContact): [ContactRow | undefined, NormalizedContact] {
-    const id = mover.aliasOf(channelId, c.providerContactId);
+  function resolveContact(channel: IngestChannel, c: NormalizedContact): [ContactRow | undefined, NormalizedContact] {
+    const found = findContact(channel, c);
+    if (found || channel.provider !== 'telegram') return [found, c];
+    const id = mover.aliasOf(channel.id, c.providerContactId);
     const row = id === undefined ? undefined : (s.contactById.get(id) as ContactRow | undefined);
     return row ? [row, { ...c, providerContactId: row[2] }] : [undefined, c];
+  }
+
+  /**
+   * An ignored event, recorded once per `key` when it has one; counted in `out` as ignored or, the
+   * second time, a duplicate. True when it was recorded now.
+   */
+  function recordIgnored(channelId: string, key: string | null, reason: string, now: number, out?: ApplyOutcome): boolean {
+    const recorded = s.insertInboundEvent.run(channelId, key === null ? null : `ignored:${key}`, 'ignored', reason.slice(0, 500), now).changes === 1;
+    if (out && recorded) out.ignored++;
+    else if (out) out.duplicates++;
+    return recorded;
   }
 
   /**
@@ -250,16 +263,14 @@ export function createIngestStore(sqlite: Database.Database) {
     },
 
     recordIgnored(channelId: string, reason: string, now: number): void {
-      s.insertInboundEvent.run(channelId, null, 'ignored', reason.slice(0, 500), now);
+      recordIgnored(channelId, null, reason, now);
     },
 
     /** Applies one event to `channel`; the caller holds the transaction. */
     apply(channel: IngestChannel, ev: NormalizedEvent, now: number, out: ApplyOutcome): void {
       switch (ev.type) {
         case 'message': {
-          let contact = ev.contact;
-          let found = findContact(channel, contact);
-          if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
+          const [found, contact] = resolveContact(channel, ev.contact);
           const latest = found ? (s.latestConversation.get(found[1]) as ConversationRow | undefined) : undefined;
           if (found && latest && latest[1] !== 'closed') {
             // The usual case: a known contact writing into its open conversation. The insert
@@ -290,12 +301,8 @@ export function createIngestStore(sqlite: Database.Database) {
             // starting a conversation: kept with the conversation it belongs to (closed), never a
             // new one in the queue.
             if (!found || !latest) {
-              if (s.insertInboundEvent.run(channel.id, `ignored:${ev.providerMessageId}`, 'ignored', `${ev.kind} without a conversation`, now).changes === 0) {
-                out.duplicates++;
-                return;
-              }
-              if (found && ev.kind === 'system') changeNumber(channel, found, contact, ev, now);
-              out.ignored++;
+              const first = recordIgnored(channel.id, ev.providerMessageId, `${ev.kind} without a conversation`, now, out);
+              if (first && found && ev.kind === 'system') changeNumber(channel, found, contact, ev, now);
               return;
             }
             insertMessage(channel.id, latest[0], ev, now);
@@ -308,8 +315,7 @@ export function createIngestStore(sqlite: Database.Database) {
           // its conversations, and a new one would wait in a queue nothing dispatches. Only here,
           // where a conversation would be made (a deletion leaves none open for the path above).
           if (!s.channelLive.get(channel.id)) {
-            s.insertInboundEvent.run(channel.id, null, 'ignored', 'channel deleted', now);
-            out.ignored++;
+            recordIgnored(channel.id, null, 'channel deleted', now, out);
             return;
           }
           const contactId = upsertContact(channel.id, contact, found, wroteAt(ev, now), unblockTime(ev, now), now);
@@ -343,9 +349,7 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         }
         case 'reachability': {
-          let contact = ev.contact;
-          let found = findContact(channel, contact);
-          if (!found && channel.provider === 'telegram') [found, contact] = findMovedContact(channel.id, contact);
+          const [found, contact] = resolveContact(channel, ev.contact);
           const contactId = upsertContact(channel.id, contact, found, null, ev.at, now);
           // Deliveries come unordered: a block or unblock older than the last one applied changes
           // nothing, nor does a block older than a message the contact wrote (a tie still blocks:
@@ -365,11 +369,7 @@ export function createIngestStore(sqlite: Database.Database) {
           return;
         case 'ignored':
           // With the provider's id, a redelivery is a duplicate: nothing more is recorded.
-          if (s.insertInboundEvent.run(channel.id, ev.dedupeKey ? `ignored:${ev.dedupeKey}` : null, 'ignored', ev.reason.slice(0, 500), now).changes === 0) {
-            out.duplicates++;
-            return;
-          }
-          out.ignored++;
+          recordIgnored(channel.id, ev.dedupeKey ?? null, ev.reason, now, out);
           return;
       }
     },
