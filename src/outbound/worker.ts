@@ -72,13 +72,11 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
     let started = performance.now();
     let channelId: string | undefined;
     let pauses: { sender: string; chat: string } | undefined;
-    let provider: ProviderName | undefined;
     if (plan.kind === 'fail') {
       result = { ok: false, retryable: false, code: plan.code, message: plan.error };
     } else {
       channelId = plan.channelId;
       pauses = pauseKeys(plan.channelId, plan.messenger, plan.message.to);
-      provider = plan.messenger.provider;
       const wait = await limiter.take(rateLimitsFor(plan.channelId, plan.messenger, plan.message.to), [pauses.sender, pauses.chat]);
       if (wait > 0) {
         // Spread the waiters so they do not all come back in the same millisecond (by up to a
@@ -110,10 +108,10 @@ export function startDeliveryWorker(deps: Deps, opts: DeliveryWorkerOptions = {}
       }
     }
     const durationMs = Math.round(performance.now() - started);
-    const pause = pauses === undefined || provider === undefined ? null : pauseFor(provider, result);
-    if (pause !== null) {
+    const pause = plan.kind === 'send' ? pauseFor(plan.messenger.provider, result) : null;
+    if (pause !== null && pauses !== undefined) {
       // Every process holds those messages for a while, not only this one (see RateLimiter.pause).
-      await limiter.pause(pauses![pause.scope], pause.ms).catch((err: Error) => log.warn({ err: err.message, channelId }, 'could not pause sending'));
+      await limiter.pause(pauses[pause.scope], pause.ms).catch((err: Error) => log.warn({ err: err.message, channelId }, 'could not pause sending'));
       log.warn({ channelId, code: result.ok ? undefined : result.code, scope: pause.scope, pauseMs: pause.ms }, 'provider says to slow down; messages wait');
     }
     let recorded: Awaited<ReturnType<typeof outbound.recordAttempt>>;
