@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, isNull, ne, sql, type SQL } from 'drizzle-orm';
 import { agentEvent, closeAny, closeHeld, markNotResponding, takeBackOffer, type Tx } from '../acd/transitions.js';
 import {
   agents,
@@ -241,18 +241,18 @@ export function createChannelService(ctx: ServiceContext) {
       .run();
   }
 
+  /** The channel's conversations whose state matches `state` (a condition on conversations.state). */
+  function conversationsOf(tx: Tx, channelId: string, state: SQL) {
+    return tx.select().from(conversations).where(and(eq(conversations.channelId, channelId), state)).all();
+  }
+
   /**
    * An agent taken off the channel's list is no longer eligible for its conversations (§2.1): a
    * pending offer to them goes back to the front of the queue, to be offered to someone who is.
    * What they already hold (active, wrap-up) stays theirs to finish.
    */
   function rescindOffersOfRemovedAgents(tx: Tx, channelId: string, agentIds: readonly string[], now: number): void {
-    const offered = tx
-      .select()
-      .from(conversations)
-      .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'offered')))
-      .all();
-    for (const conv of offered) {
+    for (const conv of conversationsOf(tx, channelId, eq(conversations.state, 'offered'))) {
       if (conv.agentId === null || agentIds.includes(conv.agentId)) continue;
       // Timed out before the change, its timer late: the agent goes not_responding as at the timer (§2.4).
       if (takeBackOffer(tx, conv, 'agent_removed_from_channel', now) === 'timed-out') markNotResponding(tx, conv.agentId, now);
@@ -260,12 +260,7 @@ export function createChannelService(ctx: ServiceContext) {
   }
 
   function endWrapups(tx: Tx, channelId: string, now: number): void {
-    const held = tx
-      .select()
-      .from(conversations)
-      .where(and(eq(conversations.channelId, channelId), eq(conversations.state, 'wrapup')))
-      .all();
-    for (const conv of held) {
+    for (const conv of conversationsOf(tx, channelId, eq(conversations.state, 'wrapup'))) {
       if (!closeHeld(tx, conv, 'wrapup', 'completion_codes_removed', null, now)) continue;
       addToOutbox(tx, now, [agentEvent(conv.agentId!, 'wrapup-timeout', { conversationId: conv.id, reason: 'completion_codes_removed' })]);
     }
@@ -420,12 +415,7 @@ export function createChannelService(ctx: ServiceContext) {
         (tx) => {
           const now = clock.now();
           tx.update(channels).set({ deletedAt: now }).where(and(eq(channels.id, id), isNull(channels.deletedAt))).run();
-          const open = tx
-            .select()
-            .from(conversations)
-            .where(and(eq(conversations.channelId, id), ne(conversations.state, 'closed')))
-            .all();
-          for (const conv of open) closeAny(tx, conv, 'channel_deleted', now);
+          for (const conv of conversationsOf(tx, id, ne(conversations.state, 'closed'))) closeAny(tx, conv, 'channel_deleted', now);
         },
         { behavior: 'immediate' },
       );
